@@ -1,0 +1,1 @@
+"""msvae annotation service: FastAPI app, candidate database, command line."""

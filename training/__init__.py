@@ -1,0 +1,1 @@
+"""Training, evaluation and reproduction of the paper's experiments."""
