@@ -1,0 +1,24 @@
+"""Shared fixtures. The local data sets live in ``../shared/data`` beside the project (see its README);
+``MSVAE_SHARED_DATA`` points elsewhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """The folder of the local public data sets (``MSVAE_SHARED_DATA`` or ``../shared/data``)."""
+    return Path(os.environ.get("MSVAE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.fail(f"shared data folder {path} is missing; set MSVAE_SHARED_DATA")
+    return path
