@@ -63,9 +63,7 @@ class DiagonalGaussian:
 
 def cat(gaussians: Sequence[DiagonalGaussian]) -> DiagonalGaussian:
     """Concatenate batches of Gaussians along the batch dimension."""
-    return DiagonalGaussian(
-        torch.cat([g.mean for g in gaussians]), torch.cat([g.logvar for g in gaussians])
-    )
+    return DiagonalGaussian(torch.cat([g.mean for g in gaussians]), torch.cat([g.logvar for g in gaussians]))
 
 
 def product_of_experts(
@@ -108,9 +106,7 @@ def product_of_experts(
 
 def kl_divergence(q: DiagonalGaussian, p: DiagonalGaussian) -> torch.Tensor:
     """KL(q || p) between diagonal Gaussians, summed over the latent dimension: shape (batch,)."""
-    return 0.5 * (
-        p.logvar - q.logvar + (q.var + (q.mean - p.mean) ** 2) / p.var - 1.0
-    ).sum(-1)
+    return 0.5 * (p.logvar - q.logvar + (q.var + (q.mean - p.mean) ** 2) / p.var - 1.0).sum(-1)
 
 
 def kl_to_standard(q: DiagonalGaussian) -> torch.Tensor:

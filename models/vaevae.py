@@ -1,0 +1,104 @@
+"""Models with joint encoder networks: VAEVAE (b), VAEVAE* and JMVAE.
+
+VAEVAE (b) (Wu & Goodman; section 3.3) has one encoder q_i(z|x_i) per modality and a separate network
+q(z|x_S) for every subset S of two or more modalities: 2^n - 1 encoders, k n 2^(n-1) parameters for encoders of
+k parameters each (Figure 2). The joint networks can only learn from paired samples. VAEVAE* is the same network
+trained with the SVAE objective. JMVAE (Suzuki et al.) has the unimodal encoders and one joint network for all
+modalities, and learns from paired data only (eq. 2).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.base import MultimodalVAE, Subset, nonempty_subsets
+from models.batch import LossOutput, MultimodalBatch
+from models.encoders import GaussianEncoder, JointEncoder
+from models.gaussian import DiagonalGaussian, product_of_experts
+from models.losses import EncodedBatch, jmvae_loss, vaevae_loss
+from models.spec import ModalitySpec
+
+LOSSES = ("vaevae", "svae", "jmvae")
+
+
+def _key(subset: Subset) -> str:
+    return "__".join(subset)
+
+
+class JointVAE(MultimodalVAE):
+    """Unimodal encoders plus joint encoder networks.
+
+    Args:
+        modalities: the experiment's modalities.
+        latent_dim: L.
+        loss: "vaevae" (VAEVAE), "svae" (VAEVAE*: the paper's objective) or "jmvae".
+        joint_hidden: width of the FC + ReLU layer each modality gets inside a joint network (Appendix A).
+        prior_expert: with JMVAE for n >= 3, a subset without its own network is inferred by the PoE of the
+            unimodal encoders, with this prior expert.
+    """
+
+    def __init__(
+        self,
+        modalities: dict[str, ModalitySpec],
+        latent_dim: int,
+        loss: str = "vaevae",
+        joint_hidden: int = 512,
+        prior_expert: bool = True,
+    ) -> None:
+        super().__init__(modalities, latent_dim, prior_expert)
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
+        self.loss_name = loss
+        self.uses_unpaired = loss != "jmvae"
+        self.unimodal = nn.ModuleDict({m: GaussianEncoder(spec, latent_dim) for m, spec in modalities.items()})
+        joint_subsets = (
+            [tuple(self.names)] if loss == "jmvae" else [s for s in nonempty_subsets(self.names) if len(s) > 1]
+        )
+        self.joint = nn.ModuleDict(
+            {_key(s): JointEncoder({m: modalities[m] for m in s}, latent_dim, joint_hidden) for s in joint_subsets}
+        )
+
+    def _posterior(
+        self, xs: dict[str, torch.Tensor], subset: Subset, unimodal: dict[str, DiagonalGaussian]
+    ) -> DiagonalGaussian:
+        if len(subset) == 1:
+            return unimodal[subset[0]]
+        if _key(subset) in self.joint:
+            return self.joint[_key(subset)]({m: xs[m] for m in subset})
+        return product_of_experts([unimodal[m] for m in subset], prior_expert=self.prior_expert)
+
+    def posterior_rules(self, observed: dict[str, torch.Tensor]) -> list[DiagonalGaussian]:
+        subset = self.subset(observed)
+        if len(subset) > 1 and _key(subset) in self.joint:
+            return [self.joint[_key(subset)]({m: observed[m] for m in subset})]
+        unimodal = {m: self.unimodal[m](observed[m]) for m in subset}
+        return [self._posterior(observed, subset, unimodal)]
+
+    def encode_batch(self, batch: MultimodalBatch) -> EncodedBatch:
+        """Unimodal encoders run once on paired and unpaired inputs together; joint networks on paired inputs."""
+        self._check_paired(batch)
+        n_p = batch.n_paired
+        unpaired_used = batch.unpaired if self.uses_unpaired else {}
+        unimodal_all: dict[str, DiagonalGaussian] = {}
+        for m in self.names:
+            parts = [t for t in (batch.paired.get(m), unpaired_used.get(m)) if t is not None]
+            if parts:
+                unimodal_all[m] = self.unimodal[m](torch.cat(parts) if len(parts) > 1 else parts[0])
+        paired: dict[Subset, list[DiagonalGaussian]] = {}
+        if n_p:
+            unimodal_p = {m: q[:n_p] for m, q in unimodal_all.items()}
+            subsets = (
+                [tuple(self.names), *[(m,) for m in self.names]]
+                if self.loss_name == "jmvae"
+                else nonempty_subsets(self.names)
+            )
+            paired = {s: [self._posterior(batch.paired, s, unimodal_p)] for s in subsets}
+        unpaired = {m: unimodal_all[m][n_p if m in batch.paired else 0 :] for m in unpaired_used}
+        return EncodedBatch(batch.paired, paired, batch.unpaired, unpaired)
+
+    def loss(self, batch: MultimodalBatch) -> LossOutput:
+        enc = self.encode_batch(batch)
+        if self.loss_name == "jmvae":
+            return jmvae_loss(self, enc)
+        return vaevae_loss(self, enc, unimodal_elbo_on_paired=self.loss_name == "svae")
