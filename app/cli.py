@@ -19,6 +19,22 @@ def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _db_upgrade(_: argparse.Namespace) -> int:
+    from app.settings import Settings
+    from migrations import current_revision, upgrade_database
+
+    url = Settings().database_url
+    upgrade_database(url)
+    print(f"database at revision {current_revision(url)} (head)")
+    return 0
+
+
+def _candidates_import(args: argparse.Namespace) -> int:
+    from app.candidates.cli import run_import
+
+    return run_import(args.file, source=args.source)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand of DESIGN.md."""
     parser = argparse.ArgumentParser(prog="msvae", description=__doc__.split("\n")[0])
@@ -33,14 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("db", help="database administration")
     dbsub = p.add_subparsers(dest="db_command", required=True)
     up = dbsub.add_parser("upgrade", help="apply Alembic migrations to MSVAE_DATABASE_URL")
-    up.set_defaults(func=_not_yet("db upgrade"))
+    up.set_defaults(func=_db_upgrade)
 
     p = sub.add_parser("candidates", help="candidate molecule database")
     csub = p.add_subparsers(dest="candidates_command", required=True)
     imp = csub.add_parser("import", help="add molecules (SMILES list, TSV, SDF or MGF headers)")
     imp.add_argument("file")
-    imp.add_argument("--source", default=None)
-    imp.set_defaults(func=_not_yet("candidates import"))
+    imp.add_argument("--source", default=None, help="where the molecules come from (default: the file name)")
+    imp.set_defaults(func=_candidates_import)
 
     p = sub.add_parser("annotate", help="offline batch annotation of an MGF file")
     p.add_argument("query")

@@ -1,0 +1,20 @@
+"""The database layer: ORM tables, engines and sessions. Migrations live in the top-level ``migrations``
+package (``msvae db upgrade``)."""
+
+from app.db.base import Base, utcnow
+from app.db.engine import Database, make_engine, normalize_database_url
+from app.db.tables import JOB_STATUSES, SPECTRUM_STATUSES, Candidate, Job, JobSpectrum, ModelRecord
+
+__all__ = [
+    "JOB_STATUSES",
+    "SPECTRUM_STATUSES",
+    "Base",
+    "Candidate",
+    "Database",
+    "Job",
+    "JobSpectrum",
+    "ModelRecord",
+    "make_engine",
+    "normalize_database_url",
+    "utcnow",
+]
