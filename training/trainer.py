@@ -360,6 +360,8 @@ def _train(
 
     if writer is not None:
         writer.close()
+    if ranks.world > 1:
+        dist.barrier()  # no rank tears the group down while rank 0 still writes
     return TrainResult(
         best_epoch=best["epoch"] if best else None,
         best_metrics=best["metrics"] if best else {},
