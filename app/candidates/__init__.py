@@ -1,0 +1,1 @@
+"""Candidate molecules: import into the database, and the in-memory matrix the ranking reads."""

@@ -1,0 +1,205 @@
+"""Candidate import from SMILES lists, TSV/CSV, SDF and MGF headers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from rdkit import Chem
+
+from app.candidates.importer import import_candidates
+from app.candidates.readers import CandidateFileError, guess_format
+from app.db import Candidate, Database
+from app.db.testing import database_url_fixture
+from migrations import upgrade_database
+from models.featurize.fingerprints import molecule_from_smiles, unpack_bits
+
+db_url = database_url_fixture()
+
+ETHANOL_KEY = "LFQSCWFLJHTTHZ-UHFFFAOYSA-N"
+BENZENE_KEY = "UHOVQNZJYSORNB-UHFFFAOYSA-N"
+CAFFEINE_KEY = "RYYVLZVUVIJVGH-UHFFFAOYSA-N"
+# Monoisotopic atom masses (IUPAC): C 12 exactly, H 1.00782503207, N 14.0030740048, O 15.99491461956.
+MASS = {"C": 12.0, "H": 1.00782503207, "N": 14.0030740048, "O": 15.99491461956}
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    upgrade_database(db_url)
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+def _rows(db: Database) -> dict[str, Candidate]:
+    with db.session() as session:
+        return {c.inchikey: c for c in session.scalars(sa.select(Candidate))}
+
+
+SMILES_FILE = """# a comment, then a header
+SMILES name
+CCO ethanol
+C1CC not closed
+
+c1ccccc1 benzene
+OCC ethanol written the other way
+CCO
+Cn1cnc2c1c(=O)n(C)c(=O)n2C caffeine
+C(C)(C)(C)(C)C five bonds
+"""
+
+
+def test_smiles_list_counts_duplicates_and_rejects_by_line(db: Database) -> None:
+    with db.session() as session:
+        report = import_candidates(session, SMILES_FILE, source="test.smi", batch_size=2)
+    assert report.format == "smiles"
+    assert (report.added, report.duplicate) == (3, 2)
+    assert [r.line for r in report.rejected] == [4, 10]
+    assert "C1CC" in report.rejected[0].reason and "C(C)(C)(C)(C)C" in report.rejected[1].reason
+
+    rows = _rows(db)
+    assert set(rows) == {ETHANOL_KEY, BENZENE_KEY, CAFFEINE_KEY}
+    ethanol = rows[ETHANOL_KEY]
+    assert (ethanol.name, ethanol.formula, ethanol.source, ethanol.inchikey_block) == (
+        "ethanol",
+        "C2H6O",
+        "test.smi",
+        "LFQSCWFLJHTTHZ",
+    )
+    assert ethanol.monoisotopic_mass == pytest.approx(2 * MASS["C"] + 6 * MASS["H"] + MASS["O"], abs=1e-6)
+    caffeine = rows[CAFFEINE_KEY]
+    expected = 8 * MASS["C"] + 10 * MASS["H"] + 4 * MASS["N"] + 2 * MASS["O"]
+    assert caffeine.monoisotopic_mass == pytest.approx(expected, abs=1e-6)
+    # The packed fingerprint unpacks to the molecule's bits under the stored spec.
+    bits = unpack_bits(np.frombuffer(caffeine.fingerprint, dtype=np.uint8), 2048 + 167)
+    assert caffeine.fingerprint_spec == "morgan2-2048+maccs"
+    assert np.array_equal(bits, molecule_from_smiles("CN1C=NC2=C1C(=O)N(C)C(=O)N2C").bits)
+
+
+def test_reimport_is_idempotent(db: Database) -> None:
+    with db.session() as session:
+        first = import_candidates(session, SMILES_FILE)
+    with db.session() as session:
+        again = import_candidates(session, SMILES_FILE.encode())
+    assert (again.added, again.duplicate) == (0, first.added + first.duplicate)
+    assert [r.line for r in again.rejected] == [r.line for r in first.rejected]
+    assert len(_rows(db)) == first.added
+
+
+def test_tsv_and_csv_find_the_smiles_column_in_any_case(db: Database) -> None:
+    tsv = "Name\tSMILES\tInChIKey\nethanol\tCCO\t\nnothing\t\t\nbad\tC1CC\t\n\nbenzene\tc1ccccc1\tx\n"
+    with db.session() as session:
+        report = import_candidates(session, tsv, filename="list.tsv")
+    assert (report.format, report.added, report.duplicate) == ("tsv", 2, 0)
+    assert [(r.line, "smiles" in r.reason.lower()) for r in report.rejected] == [(3, True), (4, True)]
+    assert _rows(db)[BENZENE_KEY].name == "benzene"
+
+    csv_text = 'id,smiles\n1,"Cn1cnc2c1c(=O)n(C)c(=O)n2C"\n2,CCO\n'
+    with db.session() as session:
+        report = import_candidates(session, csv_text)  # format guessed from the header
+    assert (report.format, report.added, report.duplicate, report.rejected) == ("tsv", 1, 1, [])
+
+
+def test_table_without_smiles_column_is_refused_as_a_whole(db: Database) -> None:
+    with pytest.raises(CandidateFileError, match="smiles"), db.session() as session:
+        import_candidates(session, "name\tstructure\nx\tCCO\n", fmt="tsv")
+
+
+def test_sdf_written_by_rdkit_with_a_broken_record(db: Database, tmp_path: Path) -> None:
+    out = io.StringIO()
+    writer = Chem.SDWriter(out)
+    for smiles, name in [("CCO", "ethanol"), ("c1ccccc1", "benzene"), ("OCC", "ethanol again")]:
+        mol = Chem.MolFromSmiles(smiles)
+        mol.SetProp("_Name", name)
+        writer.write(mol)
+    writer.close()
+    records = out.getvalue().split("$$$$\n")
+    broken = "junk\n  no counts line\n\nM  END\n"
+    text = records[0] + "$$$$\n" + broken + "$$$$\n" + "$$$$\n".join(records[1:])
+    path = tmp_path / "mols.sdf.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+
+    with db.session() as session:
+        report = import_candidates(session, path)
+    assert (report.format, report.added, report.duplicate) == ("sdf", 2, 1)
+    assert len(report.rejected) == 1
+    rejected = report.rejected[0]
+    assert rejected.record == 2
+    assert rejected.line == text.splitlines().index("junk") + 1
+    assert rejected.reason.startswith("record 2:")
+    assert {k: c.name for k, c in _rows(db).items()} == {ETHANOL_KEY: "ethanol", BENZENE_KEY: "benzene"}
+
+
+def _massbank_head(shared_data: Path, n_spectra: int) -> str:
+    """The first ``n_spectra`` blocks of the MassBank MGF, as text."""
+    lines: list[str] = []
+    with gzip.open(shared_data / "massbank" / "massbank-pos-ms2.mgf.gz", "rt", encoding="utf-8") as f:
+        for line in f:
+            lines.append(line)
+            n_spectra -= line.strip() == "END IONS"
+            if n_spectra == 0:
+                break
+    return "".join(lines)
+
+
+def test_mgf_headers_of_real_massbank_spectra(db: Database, shared_data: Path) -> None:
+    text = _massbank_head(shared_data, 200)
+    headers = [
+        dict(line.split("=", 1) for line in block.splitlines() if "=" in line) for block in text.split("END IONS")[:-1]
+    ]
+    assert len(headers) == 200
+    with db.session() as session:
+        report = import_candidates(session, text, source="massbank")
+    assert report.format == "mgf" and report.rejected == []
+    assert report.added + report.duplicate == 200
+    rows = _rows(db)
+    assert len(rows) == report.added
+    # MassBank's own InChIKeys agree on the skeleton block (its stereo layers sometimes differ from RDKit's).
+    assert {c.inchikey_block for c in rows.values()} == {h["INCHIKEY"][:14] for h in headers if "INCHIKEY" in h}
+    assert {c.formula for c in rows.values()} <= {h["FORMULA"].strip() for h in headers}
+
+    with db.session() as session:
+        again = import_candidates(session, text)
+    assert (again.added, again.duplicate) == (0, 200)
+
+
+def test_mgf_spectra_without_smiles_or_broken_are_rejected_by_spectrum(db: Database) -> None:
+    mgf = (
+        "BEGIN IONS\nTITLE=a\nSMILES=CCO\n50 1\nEND IONS\n"
+        "BEGIN IONS\nTITLE=b\n50 1\nEND IONS\n"
+        "BEGIN IONS\nTITLE=c\nSMILES=c1ccccc1\n50 oops\nEND IONS\n"
+        "BEGIN IONS\nTITLE=d\nSMILES=C1CC\n50 1\nEND IONS\n"
+    )
+    with db.session() as session:
+        report = import_candidates(session, mgf)
+    assert report.added == 1
+    assert [(r.record, r.line) for r in report.rejected] == [(1, None), (2, 13), (3, None)]
+    assert "TITLE='b'" in report.rejected[0].reason and "SMILES" in report.rejected[0].reason
+    assert "C1CC" in report.rejected[2].reason
+
+
+def test_binary_input_is_refused(db: Database) -> None:
+    with pytest.raises(CandidateFileError, match="binary"), db.session() as session:
+        import_candidates(session, bytes(range(256)) * 4)
+
+
+@pytest.mark.parametrize(
+    ("head", "filename", "expected"),
+    [
+        ("CCO ethanol\n", None, "smiles"),
+        ("smiles\tname\nCCO\tx\n", None, "tsv"),
+        ("ID,SMILES\n1,CCO\n", None, "tsv"),
+        ("\n  RDKit          2D\n\n  3  2  0  0  0  0  0  0  0  0999 V2000\n", None, "sdf"),
+        ("PEPMASS=1\nBEGIN IONS\n", None, "mgf"),
+        ("CCO\n", "x.mgf.gz", "mgf"),
+        ("anything", "list.csv", "tsv"),
+        ("anything", "list.txt", "smiles"),
+    ],
+)
+def test_format_guess(head: str, filename: str | None, expected: str) -> None:
+    assert guess_format(head, filename) == expected

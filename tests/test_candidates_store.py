@@ -1,0 +1,134 @@
+"""The in-memory candidate matrix and the indexed mass-window queries, against brute-force filters."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from app.candidates.importer import import_candidates
+from app.candidates.store import CandidateStore, candidates_in_mass_window, candidates_with_formula
+from app.db import Candidate, Database
+from app.db.testing import database_url_fixture
+from migrations import upgrade_database
+from models.featurize.fingerprints import fingerprint_bits, parse_fingerprint_spec
+from models.featurize.mgf import Spectrum, read_spectra
+
+db_url = database_url_fixture()
+
+
+@pytest.fixture(scope="module")
+def massbank_smiles(shared_data: Path) -> list[str]:
+    """Distinct SMILES of the first 1,500 MassBank spectra (a few hundred real molecules)."""
+    spectra = itertools.islice(read_spectra(shared_data / "massbank" / "massbank-pos-ms2.mgf.gz"), 1500)
+    return list(dict.fromkeys(s.smiles for s in spectra if isinstance(s, Spectrum) and s.smiles))
+
+
+@pytest.fixture
+def db(db_url: str, massbank_smiles: list[str]) -> Iterator[Database]:
+    """A database holding the first half of the MassBank molecules."""
+    upgrade_database(db_url)
+    database = Database(db_url)
+    with database.session() as session:
+        import_candidates(session, "\n".join(massbank_smiles[: len(massbank_smiles) // 2]))
+    yield database
+    database.dispose()
+
+
+def _table(db: Database) -> dict[int, tuple[float, str, str, bytes]]:
+    columns = (Candidate.id, Candidate.monoisotopic_mass, Candidate.formula, Candidate.smiles, Candidate.fingerprint)
+    with db.session() as session:
+        rows = session.execute(sa.select(*columns))
+        return {row.id: (row.monoisotopic_mass, row.formula, row.smiles, row.fingerprint) for row in rows}
+
+
+def _brute_force(table: dict[int, tuple[float, str, str, bytes]], mass: float, ppm: float) -> set[int]:
+    ids = np.array(list(table), dtype=np.int64)
+    masses = np.array([v[0] for v in table.values()])
+    delta = mass * ppm / 1e6
+    return set(ids[(masses >= mass - delta) & (masses <= mass + delta)].tolist())
+
+
+def _query_masses(table: dict[int, tuple[float, str, str, bytes]]) -> list[float]:
+    """Masses of stored molecules, shifted by a few ppm either way, plus masses between molecules."""
+    masses = sorted(v[0] for v in table.values())
+    rng = np.random.default_rng(0)
+    picked = rng.choice(masses, size=30, replace=False)
+    return [m * (1 + s * 1e-6) for m, s in zip(picked, rng.uniform(-20, 20, size=30), strict=True)] + [
+        (a + b) / 2 for a, b in zip(masses[:10], masses[1:11], strict=True)
+    ]
+
+
+def test_mass_window_matches_brute_force(db: Database) -> None:
+    table = _table(db)
+    with db.session() as session:
+        store = CandidateStore.load(session, "morgan2-2048+maccs")
+    assert len(store) == len(table) > 100
+    matrix = store.matrix
+    assert np.all(np.diff(matrix.masses) >= 0)
+    n_nonempty = 0
+    for mass, ppm in itertools.product(_query_masses(table), (2.0, 10.0, 100.0)):
+        expected = _brute_force(table, mass, ppm)
+        indices = store.by_mass(mass, ppm)
+        assert set(matrix.ids[indices].tolist()) == expected
+        with db.session() as session:
+            assert {c.id for c in candidates_in_mass_window(session, mass, ppm)} == expected
+        n_nonempty += bool(expected)
+    assert n_nonempty > 30  # the windows were not all empty
+
+    # Every per-index accessor agrees with the table row of that id.
+    for i in range(0, len(matrix), 7):
+        mass, formula, smiles, fingerprint = table[int(matrix.ids[i])]
+        assert (matrix.masses[i], matrix.formulas[i], matrix.smiles[i]) == (mass, formula, smiles)
+        assert matrix.packed[i].tobytes() == fingerprint
+    some = np.arange(0, len(matrix), 11)
+    assert np.array_equal(matrix.bits(some), fingerprint_bits(list(matrix.smiles[some]), store.spec))
+
+
+def test_formula_lookup_matches_brute_force(db: Database) -> None:
+    table = _table(db)
+    with db.session() as session:
+        store = CandidateStore.load(session, "morgan2-2048+maccs")
+    formulas = sorted({v[1] for v in table.values()})
+    for formula in formulas[:: max(1, len(formulas) // 25)] + ["C999"]:
+        expected = {i for i, v in table.items() if v[1] == formula}
+        assert set(store.matrix.ids[store.by_formula(formula)].tolist()) == expected
+        with db.session() as session:
+            assert {c.id for c in candidates_with_formula(session, formula)} == expected
+
+
+def test_refresh_picks_up_new_imports_and_deletions(db: Database, massbank_smiles: list[str]) -> None:
+    with db.session() as session:
+        store = CandidateStore.load(session, "morgan2-2048+maccs")
+    before = store.matrix
+    with db.session() as session:
+        report = import_candidates(session, "\n".join(massbank_smiles))
+    assert report.added > 0
+    with db.session() as session:
+        assert store.refresh(session) == report.added
+        assert store.refresh(session) == 0
+    table = _table(db)
+    assert sorted(store.matrix.ids.tolist()) == sorted(table)
+    assert np.all(np.diff(store.matrix.masses) >= 0)
+    assert len(before) == len(table) - report.added  # the old snapshot is left as it was
+    for mass in _query_masses(table)[:10]:
+        assert set(store.matrix.ids[store.by_mass(mass, 10.0)].tolist()) == _brute_force(table, mass, 10.0)
+
+    with db.session() as session:
+        session.execute(sa.delete(Candidate).where(Candidate.id.in_(list(table)[:5])))
+    with db.session() as session:
+        assert store.refresh(session) == -5
+    assert sorted(store.matrix.ids.tolist()) == sorted(table)[5:]
+
+
+def test_store_of_another_spec_recomputes_the_fingerprints(db: Database) -> None:
+    spec = parse_fingerprint_spec("morgan2-1024")
+    with db.session() as session:
+        store = CandidateStore.load(session, spec)
+    matrix = store.matrix
+    assert matrix.packed.shape == (len(_table(db)), 128)
+    assert np.array_equal(matrix.bits(np.arange(len(matrix))), fingerprint_bits(list(matrix.smiles), spec))
