@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from training.data.mnist import (
+    evaluation_sets,
     load_mnist,
     load_mnist_split,
     part_names,
@@ -17,7 +18,6 @@ from training.data.mnist import (
     split_halves,
     split_rows,
     split_three,
-    evaluation_sets,
 )
 from training.data.semi import split_supervision
 
