@@ -105,6 +105,14 @@ def test_tsv_and_csv_find_the_smiles_column_in_any_case(db: Database) -> None:
     assert (report.format, report.added, report.duplicate, report.rejected) == ("tsv", 1, 1, [])
 
 
+def test_byte_order_mark_windows_line_ends_and_long_source_names(db: Database) -> None:
+    data = "\ufeffSMILES,name\r\nCCO,ethanol\r\nC1CC,bad\r\n".encode()
+    with db.session() as session:
+        report = import_candidates(session, data, source="s" * 1000)
+    assert (report.format, report.added, [r.line for r in report.rejected]) == ("tsv", 1, [3])
+    assert _rows(db)[ETHANOL_KEY].name == "ethanol"
+
+
 def test_table_without_smiles_column_is_refused_as_a_whole(db: Database) -> None:
     with pytest.raises(CandidateFileError, match="smiles"), db.session() as session:
         import_candidates(session, "name\tstructure\nx\tCCO\n", fmt="tsv")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from app.db import make_engine, normalize_database_url
 from app.settings import Settings
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG data folder is the Linux default")
 def test_defaults_put_the_sqlite_file_in_the_per_user_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("MSVAE_DATA_DIR", "MSVAE_DATABASE_URL", "MSVAE_API_KEY", "MSVAE_MAX_UPLOAD_MB", "MSVAE_MODEL"):
         monkeypatch.delenv(name, raising=False)

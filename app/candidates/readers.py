@@ -64,7 +64,7 @@ def open_text(data: str | bytes | PathLike[str]) -> IO[str]:
     """A text stream over ``data``: a path (plain or gzip) is opened, ``bytes`` and ``str`` are the content
     itself (a ``str`` is never taken for a path, so uploaded text cannot name a server file)."""
     if isinstance(data, str):
-        return io.StringIO(data)
+        return io.StringIO(data.removeprefix("\ufeff"))
     raw: IO[bytes] = open(data, "rb") if isinstance(data, PathLike) else io.BytesIO(data)  # noqa: SIM115
     if raw.read(2) == b"\x1f\x8b":
         raw.seek(0)
@@ -72,7 +72,7 @@ def open_text(data: str | bytes | PathLike[str]) -> IO[str]:
     else:
         raw.seek(0)
     # Invalid UTF-8 becomes U+FFFD, so the record holding it is rejected by line instead of the whole file.
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
 
 
 def guess_format(head: str, filename: str | None = None) -> str:

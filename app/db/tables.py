@@ -39,11 +39,11 @@ class Candidate(Base):
     inchikey_block: Mapped[str] = mapped_column(String(14), index=True)
     smiles: Mapped[str] = mapped_column(Text)
     name: Mapped[str | None] = mapped_column(Text)
-    formula: Mapped[str] = mapped_column(String(128), index=True)
+    formula: Mapped[str] = mapped_column(Text, index=True)
     monoisotopic_mass: Mapped[float] = mapped_column(Double, index=True)
-    fingerprint_spec: Mapped[str] = mapped_column(String(64))
+    fingerprint_spec: Mapped[str] = mapped_column(Text)
     fingerprint: Mapped[bytes] = mapped_column(LargeBinary)
-    source: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -55,7 +55,7 @@ class ModelRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     path: Mapped[str] = mapped_column(Text)
-    fingerprint_spec: Mapped[str] = mapped_column(String(64))
+    fingerprint_spec: Mapped[str] = mapped_column(Text)
     card: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -72,7 +72,7 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_job_id)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
-    model: Mapped[str] = mapped_column(String(255))
+    model: Mapped[str] = mapped_column(Text)
     top_k: Mapped[int] = mapped_column(Integer)
     ppm: Mapped[float] = mapped_column(Double)
     n_spectra: Mapped[int] = mapped_column(Integer, default=0)
@@ -81,7 +81,7 @@ class Job(Base):
     # Spectra refused at submission ([{"index", "title", "reason"}]); they get no job_spectra row.
     rejected: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
-    input_name: Mapped[str | None] = mapped_column(String(255))
+    input_name: Mapped[str | None] = mapped_column(Text)
     input_mgf: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
