@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
@@ -10,7 +11,7 @@ from sqlalchemy import Insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.candidates.readers import Entry, open_entries
+from app.candidates.readers import CandidateFileError, Entry, open_entries
 from app.db import Candidate, utcnow
 from models.featurize.fingerprints import (
     DEFAULT_FINGERPRINT_SPEC,
@@ -84,53 +85,71 @@ def import_candidates(
     nothing the second time. Rows are inserted in batches, each batch committed.
 
     Raises:
-        CandidateFileError: the input as a whole is unreadable (binary, no ``smiles`` column, unknown format).
+        CandidateFileError: the input as a whole is unreadable (binary, no ``smiles`` column, unknown format,
+            a corrupt gzip stream).
     """
-    spec = parse_fingerprint_spec(spec) if isinstance(spec, str) else spec
+    spec = parse_fingerprint_spec(spec)
     make_insert = _INSERTS.get(session.get_bind().dialect.name)
     if make_insert is None:
         raise NotImplementedError("candidate import supports SQLite and PostgreSQL")
-    with open_entries(data, fmt, filename) as (found_format, entries):
-        report = ImportReport(found_format)
-        seen_smiles: set[str] = set()  # as written, so a repeated SMILES is not featurized again
-        seen_keys: set[str] = set()
-        batch: list[dict[str, Any]] = []
-        for entry in entries:
-            if entry.smiles is None:
-                report.rejected.append(_rejection(entry, entry.error or "no SMILES"))
-                continue
-            if entry.smiles in seen_smiles:
-                report.duplicate += 1
-                continue
-            try:
-                molecule = molecule_from_smiles(entry.smiles, spec)
-            except InvalidMoleculeError as exc:
-                report.rejected.append(_rejection(entry, str(exc)))
-                continue
-            seen_smiles.add(entry.smiles)
-            if molecule.inchikey in seen_keys:
-                report.duplicate += 1
-                continue
-            seen_keys.add(molecule.inchikey)
-            batch.append(
-                {
-                    "inchikey": molecule.inchikey,
-                    "inchikey_block": molecule.inchikey[:14],
-                    "smiles": molecule.smiles,
-                    "name": entry.name,
-                    "formula": molecule.formula,
-                    "monoisotopic_mass": float(molecule.monoisotopic_mass),
-                    "fingerprint_spec": spec.text,
-                    "fingerprint": pack_bits(molecule.bits).tobytes(),
-                    "source": source,
-                    "created_at": utcnow(),
-                }
-            )
-            if len(batch) >= batch_size:
-                _insert(session, make_insert, batch, report)
-                batch = []
-        _insert(session, make_insert, batch, report)
+    try:
+        with open_entries(data, fmt, filename) as (found_format, entries):
+            report = ImportReport(found_format)
+            _import_entries(session, make_insert, entries, report, spec, source, batch_size)
+    except (OSError, EOFError) as exc:  # an unreadable file, a corrupt or cut gzip stream
+        # Batches before the failure stay committed; importing the repaired file again adds the rest.
+        raise CandidateFileError(f"cannot read the input: {exc}") from exc
     return report
+
+
+def _import_entries(
+    session: Session,
+    make_insert: Any,
+    entries: Iterator[Entry],
+    report: ImportReport,
+    spec: FingerprintSpec,
+    source: str | None,
+    batch_size: int,
+) -> None:
+    """Featurize ``entries`` and insert the new molecules batch by batch, counting into ``report``."""
+    seen_smiles: set[str] = set()  # as written, so a repeated SMILES is not featurized again
+    seen_keys: set[str] = set()
+    batch: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry.smiles is None:
+            report.rejected.append(_rejection(entry, entry.error or "no SMILES"))
+            continue
+        if entry.smiles in seen_smiles:
+            report.duplicate += 1
+            continue
+        try:
+            molecule = molecule_from_smiles(entry.smiles, spec)
+        except InvalidMoleculeError as exc:
+            report.rejected.append(_rejection(entry, str(exc)))
+            continue
+        seen_smiles.add(entry.smiles)
+        if molecule.inchikey in seen_keys:
+            report.duplicate += 1
+            continue
+        seen_keys.add(molecule.inchikey)
+        batch.append(
+            {
+                "inchikey": molecule.inchikey,
+                "inchikey_block": molecule.inchikey[:14],
+                "smiles": molecule.smiles,
+                "name": entry.name,
+                "formula": molecule.formula,
+                "monoisotopic_mass": float(molecule.monoisotopic_mass),
+                "fingerprint_spec": spec.text,
+                "fingerprint": pack_bits(molecule.bits).tobytes(),
+                "source": source,
+                "created_at": utcnow(),
+            }
+        )
+        if len(batch) >= batch_size:
+            _insert(session, make_insert, batch, report)
+            batch = []
+    _insert(session, make_insert, batch, report)
 
 
 def _rejection(entry: Entry, reason: str) -> Rejection:
