@@ -56,12 +56,6 @@ def test_massbank_first_spectrum_against_raw_text(shared_data):
     assert s.mz.dtype == np.float64 and s.intensity.dtype == np.float64
 
 
-@pytest.mark.slow
-def test_massbank_all_spectra_read(shared_data):
-    good, bad = _split(list(read_spectra(shared_data / MASSBANK)))
-    assert (len(good), len(bad)) == (44_344, 0)  # the README's count
-
-
 # --- malformed input ------------------------------------------------------------------------------------------
 
 GOOD = "BEGIN IONS\nTITLE={t}\nPEPMASS=300.1\nCHARGE=1+\n100.0 10\n150.5 20\nEND IONS\n"
