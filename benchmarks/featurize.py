@@ -1,0 +1,95 @@
+"""Featurization throughput on real MassBank data: spectra read and binned per second, fingerprints per second.
+
+    python3 benchmarks/featurize.py [--data ../shared/data/massbank/massbank-pos-ms2.mgf.gz] [--molecules 2000]
+
+Writes benchmarks/results/featurize.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from _machine import best_of, save
+
+from models.featurize.binning import BinningSpec, featurize_spectra, featurize_spectrum
+from models.featurize.fingerprints import (
+    DEFAULT_FINGERPRINT_SPEC,
+    InvalidMoleculeError,
+    fingerprint_bits,
+    mol_from_smiles,
+    molecule_from_smiles,
+)
+from models.featurize.mgf import Spectrum, read_spectra
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/massbank/massbank-pos-ms2.mgf.gz"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--molecules", type=int, default=2000, help="distinct SMILES to fingerprint")
+    args = parser.parse_args()
+    figures: dict = {"data": str(args.data), "timing": "seconds; reading timed once, the rest best of repeats"}
+
+    start = time.perf_counter()
+    spectra = [s for s in read_spectra(args.data) if isinstance(s, Spectrum)]
+    read_s = time.perf_counter() - start
+    n_peaks = sum(s.n_peaks for s in spectra)
+    figures["read"] = {"spectra": len(spectra), "peaks": n_peaks, "seconds": read_s}
+    figures["read"]["spectra_per_s"] = len(spectra) / read_s
+    print(f"read {len(spectra):,} spectra ({n_peaks:,} peaks) in {read_s:.2f} s: {len(spectra) / read_s:,.0f}/s")
+
+    spec = BinningSpec()
+    figures["binning_spec"] = spec.to_dict()
+    all_sparse = best_of(lambda: featurize_spectra(spectra, spec, sparse=True), 3)
+    batch = spectra[:1000]
+    dense_1000 = best_of(lambda: featurize_spectra(batch, spec), 5)
+    one = spectra[0]
+    single = best_of(lambda: [featurize_spectrum(one, spec) for _ in range(200)], 3) / 200
+    figures["binning"] = {
+        "all_sparse_seconds": all_sparse,
+        "all_sparse_spectra_per_s": len(spectra) / all_sparse,
+        "dense_1000_seconds": dense_1000,
+        "dense_spectra_per_s": 1000 / dense_1000,
+        "single_spectrum_seconds": single,
+    }
+    print(
+        f"binning: all {len(spectra):,} spectra (sparse) in {all_sparse:.3f} s: {len(spectra) / all_sparse:,.0f}/s; "
+        f"dense batches of 1000: {1000 / dense_1000:,.0f}/s; one spectrum: {single * 1e6:.0f} us"
+    )
+
+    smiles = []
+    for text in dict.fromkeys(s.smiles for s in spectra if s.smiles):
+        if len(smiles) == args.molecules:
+            break
+        try:
+            molecule_from_smiles(text, None)
+            smiles.append(text)
+        except InvalidMoleculeError:  # MassBank's few Markush ('*') SMILES have no InChIKey
+            pass
+    mols = [mol_from_smiles(t) for t in smiles]
+    n = len(mols)
+    parse_s = best_of(lambda: [mol_from_smiles(t) for t in smiles[:500]], 1) / 500
+    per_spec = {}
+    for fp_spec in (DEFAULT_FINGERPRINT_SPEC, "morgan2-2048", "maccs"):
+        seconds = best_of(lambda fp_spec=fp_spec: fingerprint_bits(mols, fp_spec), 1)
+        per_spec[fp_spec] = {"molecules": n, "seconds": seconds, "molecules_per_s": n / seconds}
+        print(f"fingerprints {fp_spec}: {n / seconds:,.0f} molecules/s (RDKit Mol given)")
+    full = best_of(lambda: [molecule_from_smiles(t) for t in smiles[:500]], 1) / 500
+    figures["fingerprints"] = {
+        "from_mol": per_spec,
+        "smiles_parse_seconds": parse_s,
+        "molecule_from_smiles_seconds": full,
+        "molecule_from_smiles_per_s": 1 / full,
+    }
+    print(
+        f"SMILES parse: {1 / parse_s:,.0f}/s; molecule_from_smiles (parse, InChIKey, formula, mass, "
+        f"{DEFAULT_FINGERPRINT_SPEC}): {1 / full:,.0f}/s"
+    )
+    save("featurize", figures)
+
+
+if __name__ == "__main__":
+    main()
