@@ -4,6 +4,7 @@ agreement of RDKit's InChIKeys with the MassBank file's INCHIKEY headers."""
 from __future__ import annotations
 
 import itertools
+import pickle
 
 import numpy as np
 import pytest
@@ -92,6 +93,8 @@ def test_invalid_smiles_named_and_rdkit_quiet(capfd):
     with pytest.raises(InvalidMoleculeError, match=r"'C1CC'.*molecule 1"):
         fingerprint_bits(["CCO", "C1CC"])
     assert capfd.readouterr().err == ""
+    err = pickle.loads(pickle.dumps(InvalidMoleculeError("C1CC", "syntax")))
+    assert (err.smiles, err.reason, str(err)) == ("C1CC", "syntax", "invalid SMILES 'C1CC': syntax")
 
 
 def test_pack_unpack():

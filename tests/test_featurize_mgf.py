@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import pickle
 
 import numpy as np
 import pytest
@@ -121,6 +122,13 @@ def test_malformed_corpus_errors_name_spectrum_and_line(tmp_path, form):
         assert reason in err.reason
         message = str(err)
         assert f"spectrum {index}" in message and title in message and f"line {line}" in message
+
+
+def test_errors_pickle_with_their_fields():
+    err = SpectrumError("no peaks", index=3, title="x", line=12)
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.reason, back.index, back.title, back.line, str(back)) == ("no peaks", 3, "x", 12, str(err))
+    assert back.to_dict() == {"index": 3, "title": "x", "line": 12, "reason": "no peaks"}
 
 
 def test_strict_raises_the_first_error():

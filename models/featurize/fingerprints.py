@@ -113,6 +113,9 @@ class InvalidMoleculeError(ValueError):
         self.reason = reason
         super().__init__(f"invalid SMILES {smiles!r}: {reason}")
 
+    def __reduce__(self):  # picklable (worker processes, job queues)
+        return (self.__class__, (self.smiles, self.reason))
+
 
 @dataclass(eq=False)
 class Molecule:

@@ -5,9 +5,10 @@ spectrum becomes a :class:`SpectrumError` that names it (0-based index in the in
 line of the problem; in the default non-strict mode it is yielded in place of the spectrum and reading goes on with
 the next one, so nothing acceptable is lost. ``strict=True`` raises the first error instead.
 
-Why not ``pyteomics.mgf``: it reports no line numbers, stops the whole file at the first unparsable peak line and
-silently drops a block whose ``END IONS`` is missing. MGF is a line format simple enough to split and check here;
-pyteomics has no MSP reader, so MSP (NIST / MoNA style) is parsed here too.
+Why not ``pyteomics.mgf`` (5.0): it reports no line numbers, stops the whole file at the first unparsable peak line
+or missing ``END IONS``, and yields None for a block cut off by the end of the file. MGF is a line format simple
+enough to split and check here (the tests hold this reader against pyteomics on MassBank); pyteomics has no MSP
+reader, so MSP (NIST / MoNA style) is parsed here too.
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ class SpectrumError(ValueError):
         if self.line is not None:
             where.append(f"line {self.line}")
         return f"{', '.join(where)}: {self.reason}" if where else self.reason
+
+    def __reduce__(self):  # picklable with its fields (worker processes, job queues)
+        return (self.__class__, (self.reason,), {"index": self.index, "title": self.title, "line": self.line})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for reports and HTTP responses."""
