@@ -22,3 +22,12 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"shared data folder {path} is missing; set MSVAE_SHARED_DATA")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One intra-op thread: the tests' tensors are small, and two threads on a busy 2-core machine
+    oversubscribe it badly (seen: a 200x slower step)."""
+    import torch
+
+    torch.set_num_threads(1)
