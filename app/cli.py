@@ -35,6 +35,13 @@ def _candidates_import(args: argparse.Namespace) -> int:
     return run_import(args.file, source=args.source)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from app.main import serve
+
+    serve(args.host, args.port, args.workers)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand of DESIGN.md."""
     parser = argparse.ArgumentParser(prog="msvae", description=__doc__.split("\n")[0])
@@ -44,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
-    p.set_defaults(func=_not_yet("serve"))
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("db", help="database administration")
     dbsub = p.add_subparsers(dest="db_command", required=True)

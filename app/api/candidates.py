@@ -1,0 +1,121 @@
+"""``POST /v1/candidates`` (import, API key) and ``GET /v1/candidates`` (look-up by mass window or formula)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from app.api.deps import ServiceDep, media_type, read_upload
+from app.api.openapi import request_body
+from app.api.schemas import CandidateImportJSON, CandidateImportReport, CandidateList, CandidateOut, ErrorResponse
+from app.api.security import require_api_key
+from app.candidates.importer import import_candidates
+from app.candidates.readers import FORMATS, CandidateFileError
+from app.candidates.store import candidates_in_mass_window, candidates_with_formula
+
+router = APIRouter(tags=["candidates"])
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 413, 415, 422)}
+
+
+def _smiles_text(body: CandidateImportJSON) -> tuple[str, list[dict[str, Any]]]:
+    """The JSON list as a SMILES file, a header line then one line per item (item i on line i + 2), and the items
+    refused before import (empty, or with whitespace inside: a line holds "SMILES [name]")."""
+    names = body.names or []
+    if names and len(names) != len(body.smiles):
+        raise HTTPException(422, f"{len(names)} names for {len(body.smiles)} SMILES")
+    lines, refused = ["smiles name"], []
+    for i, smiles in enumerate(body.smiles):
+        text = smiles.strip()
+        if not text or any(c.isspace() for c in text):
+            refused.append({"line": i + 1, "record": None, "reason": f"{smiles!r} is not one SMILES"})
+            lines.append("#")  # a comment keeps the line numbers of the items after it
+            continue
+        name = " ".join((names[i] or "").split()) if names else ""
+        lines.append(f"{text} {name}".rstrip())
+    return "\n".join(lines) + "\n", refused
+
+
+@router.post(
+    "/v1/candidates",
+    response_model=CandidateImportReport,
+    responses=_ERRORS,
+    dependencies=[Depends(require_api_key)],
+    openapi_extra=request_body(CandidateImportJSON, "SMILES list, TSV/CSV with a smiles column, SDF, or MGF"),
+)
+async def import_molecules(
+    request: Request,
+    service: ServiceDep,
+    source: str | None = Query(None, max_length=200, description="where the molecules come from"),
+    format: str | None = Query(None, description=f"one of {', '.join(FORMATS)}; default: guessed"),
+) -> dict[str, Any]:
+    """Add molecules to the candidate database (InChIKey de-duplicated; rejected rows with line numbers).
+
+    Upload a file as multipart field ``file``, or send JSON ``{"smiles": [...], "names": [...], "source"}``.
+    """
+    if format is not None and format not in FORMATS:
+        raise HTTPException(422, f"format {format!r} is not one of {', '.join(FORMATS)}")
+    kind = media_type(request)
+    refused: list[dict[str, Any]] = []
+    first_line = 1  # line of the first record: rejections are reported relative to it (JSON: list position)
+    if kind == "multipart/form-data":
+        data, filename = await read_upload(request)
+        source = source or filename
+        content: str | bytes = data
+    elif kind == "application/json":
+        try:
+            body = CandidateImportJSON.model_validate(json.loads(await request.body()))
+        except (UnicodeDecodeError, ValueError, ValidationError) as exc:
+            raise HTTPException(422, f'the JSON body must be {{"smiles": [SMILES, ...]}}: {exc}') from None
+        if not body.smiles:
+            raise HTTPException(422, "the list of SMILES is empty")
+        content, refused = _smiles_text(body)
+        format, filename, first_line = "smiles", None, 2
+        source = source or body.source
+    else:
+        raise HTTPException(415, "send a file as multipart field 'file', or JSON {\"smiles\": [...]}")
+
+    def run() -> dict[str, Any]:
+        with service.database.session() as session:
+            report = import_candidates(
+                session, content, format, filename=filename, source=source, spec=service.model.fingerprint_spec
+            )
+        service.refresh_candidates()
+        out = report.to_dict()
+        for item in out["rejected"]:
+            if item["line"] is not None:
+                item["line"] -= first_line - 1
+        out["rejected"] = sorted(refused + out["rejected"], key=lambda r: (r["line"] is None, r["line"] or 0))
+        return {**out, "total": len(service.store)}
+
+    try:
+        return await run_in_threadpool(run)
+    except CandidateFileError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def _out(candidate: Any) -> CandidateOut:
+    return CandidateOut.model_validate(candidate, from_attributes=True)
+
+
+@router.get("/v1/candidates", response_model=CandidateList, responses={422: {"model": ErrorResponse}})
+def find_molecules(
+    service: ServiceDep,
+    mass: float | None = Query(None, gt=0, le=100_000, description="neutral monoisotopic mass"),
+    ppm: float = Query(10.0, ge=0, le=1000),
+    formula: str | None = Query(None, min_length=1, max_length=200, description="molecular formula, e.g. C6H12O6"),
+    limit: int = Query(100, ge=1, le=10_000),
+) -> CandidateList:
+    """Molecules of the candidate database within ``ppm`` of ``mass``, or of formula ``formula``, by mass."""
+    if (mass is None) == (formula is None):
+        raise HTTPException(422, "give exactly one of mass (with ppm) or formula")
+    with service.database.session() as session:
+        if mass is not None:
+            rows = candidates_in_mass_window(session, mass, ppm, limit=limit)
+        else:
+            rows = candidates_with_formula(session, formula or "", limit=limit)
+        found = [_out(row) for row in rows]
+    return CandidateList(count=len(found), candidates=found)

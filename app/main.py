@@ -1,0 +1,75 @@
+"""The FastAPI application, built from settings by :func:`create_app` (``uvicorn --factory app.main:create_app``,
+which ``msvae serve`` runs after migrating the database)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from app.api import api_router
+from app.api.errors import install_error_handlers
+from app.api.limits import UploadLimitMiddleware
+from app.api.openapi import install_openapi
+from app.service import Service
+from app.settings import Settings
+from app.worker import JobWorker, WorkerSettings
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+
+
+def create_app(settings: Settings | None = None, worker_settings: WorkerSettings | None = None) -> FastAPI:
+    """The service application. The model and candidates load, and the job worker starts, when the app starts
+    (its lifespan), once per process; the database must already be migrated (``msvae serve`` does it)."""
+    settings = settings or Settings()
+    worker_settings = worker_settings or WorkerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = Service.start(settings)
+        app.state.service = service
+        worker = JobWorker(service, worker_settings) if worker_settings.enabled else None
+        app.state.worker = worker
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            service.close()
+
+    app = FastAPI(
+        title="msvae annotation service",
+        version="0.1.0",
+        description="Annotates MS/MS spectra with candidate structures ranked by a multimodal VAE's predicted "
+        "fingerprint. Write endpoints need the API key when the service has one.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    install_error_handlers(app)
+    app.include_router(api_router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
+
+    install_openapi(app)
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """``msvae serve``: migrate ``MSVAE_DATABASE_URL`` to the newest revision, then run uvicorn (each of
+    ``workers`` processes loads the model once and runs a job worker)."""
+    import uvicorn
+
+    from migrations import upgrade_database
+
+    upgrade_database(Settings().database_url)
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers)
