@@ -35,6 +35,16 @@ class MultimodalBatch:
         x = self.unpaired.get(modality)
         return 0 if x is None else x.shape[0]
 
+    def stacked_inputs(self, include_unpaired: bool = True) -> dict[str, torch.Tensor]:
+        """Per modality, the paired rows followed by that modality's unpaired rows: one tensor, so that each
+        encoder network reads all of its inputs in a single pass."""
+        unpaired = self.unpaired if include_unpaired else {}
+        out = {}
+        for m in dict.fromkeys([*self.paired, *unpaired]):
+            parts = [t for t in (self.paired.get(m), unpaired.get(m)) if t is not None]
+            out[m] = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return out
+
     def to(self, device: torch.device | str) -> MultimodalBatch:
         return MultimodalBatch(
             {k: v.to(device, non_blocking=True) for k, v in self.paired.items()},

@@ -79,11 +79,7 @@ class MMVAE(MultimodalVAE):
     def loss(self, batch: MultimodalBatch) -> LossOutput:
         self._check_paired(batch)
         n_p, k = batch.n_paired, self.k
-        q_all = {}
-        for m in self.names:
-            parts = [t for t in (batch.paired.get(m), batch.unpaired.get(m)) if t is not None]
-            if parts:
-                q_all[m] = self.unimodal[m](torch.cat(parts) if len(parts) > 1 else parts[0])
+        q_all = {m: self.unimodal[m](x) for m, x in batch.stacked_inputs().items()}
         queue = ReconstructionQueue(self)
         pending = []  # (term name, z (k, B, L), log q(z) (k, B), {modality: handle})
         if n_p:

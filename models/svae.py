@@ -96,12 +96,7 @@ class PoEVAE(MultimodalVAE):
         together (concatenated), and the products of experts are formed in closed form."""
         self._check_paired(batch)
         n_p = batch.n_paired
-        inputs = {}
-        for m in self.names:
-            parts = [t for t in (batch.paired.get(m), batch.unpaired.get(m)) if t is not None]
-            if parts:
-                inputs[m] = torch.cat(parts) if len(parts) > 1 else parts[0]
-        experts = self.expert_outputs(inputs)
+        experts = self.expert_outputs(batch.stacked_inputs())
         paired: dict[Subset, list[DiagonalGaussian]] = {}
         if n_p:
             paired_experts = {k: q[:n_p] for k, q in experts.items()}

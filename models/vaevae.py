@@ -79,12 +79,8 @@ class JointVAE(MultimodalVAE):
         """Unimodal encoders run once on paired and unpaired inputs together; joint networks on paired inputs."""
         self._check_paired(batch)
         n_p = batch.n_paired
-        unpaired_used = batch.unpaired if self.uses_unpaired else {}
-        unimodal_all: dict[str, DiagonalGaussian] = {}
-        for m in self.names:
-            parts = [t for t in (batch.paired.get(m), unpaired_used.get(m)) if t is not None]
-            if parts:
-                unimodal_all[m] = self.unimodal[m](torch.cat(parts) if len(parts) > 1 else parts[0])
+        inputs = batch.stacked_inputs(include_unpaired=self.uses_unpaired)
+        unimodal_all = {m: self.unimodal[m](x) for m, x in inputs.items()}
         paired: dict[Subset, list[DiagonalGaussian]] = {}
         if n_p:
             unimodal_p = {m: q[:n_p] for m, q in unimodal_all.items()}
@@ -94,6 +90,7 @@ class JointVAE(MultimodalVAE):
                 else nonempty_subsets(self.names)
             )
             paired = {s: [self._posterior(batch.paired, s, unimodal_p)] for s in subsets}
+        unpaired_used = batch.unpaired if self.uses_unpaired else {}
         unpaired = {m: unimodal_all[m][n_p if m in batch.paired else 0 :] for m in unpaired_used}
         return EncodedBatch(batch.paired, paired, batch.unpaired, unpaired)
 
