@@ -46,6 +46,9 @@ class ReconstructionQueue:
             z = torch.cat([r[1] for r in reqs])
             x = torch.cat([r[2] for r in reqs])
             log_p = self.model.likelihoods[modality].log_prob(self.model.decoders[modality](z), x)
+            weight = self.model.likelihood_weights[modality]
+            if weight != 1.0:
+                log_p = weight * log_p
             sizes = [r[1].shape[0] for r in reqs]
             for (handle, _, _), part in zip(reqs, log_p.split(sizes), strict=True):
                 self.results[handle] = part
@@ -77,6 +80,7 @@ class MultimodalVAE(nn.Module):
         self.prior_expert = prior_expert
         self.decoders = nn.ModuleDict({name: spec.make_decoder(latent_dim) for name, spec in modalities.items()})
         self.likelihoods = {name: spec.likelihood for name, spec in modalities.items()}
+        self.likelihood_weights = {name: spec.weight for name, spec in modalities.items()}
 
     # ----- to be defined by each model -------------------------------------------------------------------
     def loss(self, batch: MultimodalBatch) -> LossOutput:

@@ -28,6 +28,7 @@ class ModalitySpec:
         make_head: optional builder of the Gaussian head (features -> (mean, raw log-variance)); by default
             two Linear layers (the "FC. L, FC. L" of the tables).
         dtype: "float" or "long" (token ids).
+        weight: factor on log p(x|z) in every loss (the paper's CUB code weights the image features by 0.002).
     """
 
     make_body: Callable[[], nn.Module]
@@ -37,4 +38,5 @@ class ModalitySpec:
     shape: tuple[int, ...]
     make_head: Callable[[int, int], nn.Module] | None = None
     dtype: str = "float"
+    weight: float = 1.0
     notes: dict[str, str] = field(default_factory=dict)

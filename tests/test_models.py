@@ -234,3 +234,21 @@ def test_unknown_names_are_rejected():
     model = build_model("svae", modalities=toy(2), latent_dim=L)
     with pytest.raises(ValueError, match="unknown modalities"):
         model.posterior({"m9": torch.rand(2, D)})
+
+
+def test_likelihood_weight_scales_the_reconstruction_terms():
+    """A modality's ``weight`` multiplies its log-likelihood (the paper's CUB code weights image features)."""
+    torch.manual_seed(0)
+    plain = build_model("vaevae-a", modalities=toy(2), latent_dim=L)
+    weighted_specs = toy(2)
+    weighted_specs["m0"].weight = 0.25
+    weighted_specs["m1"].weight = 0.25
+    weighted = build_model("vaevae-a", modalities=weighted_specs, latent_dim=L)
+    weighted.load_state_dict(plain.state_dict())
+    batch = MultimodalBatch(unpaired=data(2))
+    torch.manual_seed(3)
+    a = plain.loss(batch).terms
+    torch.manual_seed(3)
+    b = weighted.loss(batch).terms
+    torch.testing.assert_close(b["unpaired_m0/recon"], 0.25 * a["unpaired_m0/recon"])
+    torch.testing.assert_close(b["unpaired_m0/kl"], a["unpaired_m0/kl"])

@@ -98,7 +98,8 @@ def test_likelihoods_and_dtypes() -> None:
     assert all(isinstance(s.likelihood, Bernoulli) and s.dtype == "float" for s in split.values())
     assert [s.shape for s in split.values()] == [(1, 14, 28), (1, 14, 28)]
     cub = experiment_modalities("cub-captions")
-    assert cub["image"].likelihood == Laplace(scale=0.75) and cub["image"].shape == (2048,)
+    assert cub["image"].likelihood == Laplace(scale=0.01) and cub["image"].weight == 0.002
+    assert cub["image"].shape == (2048,)
     assert cub["caption"].dtype == "long" and cub["caption"].shape == (32,)
     assert cub["caption"].likelihood == Categorical(ignore_index=1)
     spectra = experiment_modalities("spectra")

@@ -24,12 +24,10 @@ Deviations and choices:
   <exc> as padding and scores the <pad> positions -- we take the vocabulary's real pad id instead.
 - MMVAE ties the output layer to the embedding weights; encoder and decoder are built separately here, so
   they are untied. Conv layers followed by BatchNorm have no bias (as MMVAE), nor do the conv heads.
-- Image likelihood scale: 0.75 by default (``image_scale``; MMVAE's value for its image decoders). Both
-  reference implementations of this exact network (MMVAE ``vae_cub_image_ft`` and the paper's code
-  ``cub_inference.GeneratorY``) use 0.01 instead, and the paper's code also weights the image log-likelihood by
-  0.002 (``y_coef``); without that weight a 0.01 scale lets the 2048 feature errors dominate the bound.
-  ``image_scale=0.01`` plus a 0.002 weight in the model reproduces the paper's code; the weight is a training
-  choice, not part of these networks.
+- Image likelihood: Laplace with scale 0.01 and the log-likelihood weighted by 0.002 (``image_scale``,
+  ``image_weight``), as both reference implementations of this network (MMVAE ``vae_cub_image_ft`` uses 0.01;
+  the paper's code ``cub_inference.GeneratorY`` uses 0.01 and weights by ``y_coef`` = 0.002); without the weight a
+  0.01 scale lets the 2048 feature errors dominate the bound.
 """
 
 from __future__ import annotations
@@ -51,11 +49,15 @@ PAD_ID = 1
 TEXT_CHANNELS = (32, 64, 128, 256, 512)
 
 
-def image_spec(dim: int = IMAGE_DIM, hidden: Sequence[int] = IMAGE_HIDDEN, scale: float = 0.75) -> ModalitySpec:
+def image_spec(
+    dim: int = IMAGE_DIM, hidden: Sequence[int] = IMAGE_HIDDEN, scale: float = 0.01, weight: float = 0.002
+) -> ModalitySpec:
     """Table A.6's ELU MLPs over a ResNet feature vector; the decoder mirrors the encoder's widths."""
     hidden = tuple(hidden)
-    note = f"Laplace scale {scale}; the paper's code uses 0.01 and weights this log-likelihood by 0.002"
-    return vector_spec(dim, hidden, hidden[::-1], Laplace(scale=scale), nn.ELU, notes={"likelihood": note})
+    note = f"Laplace scale {scale}, log-likelihood weight {weight} (the paper's code: 0.01 and 0.002)"
+    spec = vector_spec(dim, hidden, hidden[::-1], Laplace(scale=scale), nn.ELU, notes={"likelihood": note})
+    spec.weight = weight
+    return spec
 
 
 def _text_grid(max_len: int, emb_dim: int) -> tuple[int, int]:
@@ -138,7 +140,8 @@ def modalities(
     *,
     image_dim: int = IMAGE_DIM,
     image_hidden: Sequence[int] = IMAGE_HIDDEN,
-    image_scale: float = 0.75,
+    image_scale: float = 0.01,
+    image_weight: float = 0.002,
     vocab_size: int = VOCAB_SIZE,
     max_len: int = MAX_LEN,
     emb_dim: int = EMB_DIM,
@@ -146,6 +149,6 @@ def modalities(
 ) -> dict[str, ModalitySpec]:
     """The two modalities of CUB image-captions, ``image`` then ``caption``."""
     return {
-        "image": image_spec(image_dim, image_hidden, image_scale),
+        "image": image_spec(image_dim, image_hidden, image_scale, image_weight),
         "caption": caption_spec(vocab_size, max_len, emb_dim, pad_id),
     }
