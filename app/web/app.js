@@ -83,7 +83,7 @@ function showResults(body, peaksByIndex) {
     const card = el("article", { class: "spectrum-result", "data-index": String(r.index) });
     const mz = r.precursor_mz == null ? "?" : r.precursor_mz.toFixed(4);
     card.append(el("h2", {}, r.title || `spectrum ${r.index}`));
-    card.append(el("p", { class: "meta" }, `spectrum ${r.index}, precursor m/z ${mz}, ${r.n_candidates} candidates`));
+    card.append(el("p", { class: "meta" }, `spectrum ${r.index}, precursor m/z ${mz}, ${r.n_candidates} candidate${r.n_candidates === 1 ? "" : "s"}`));
     const layout = el("div", { class: "layout" }, peakPlot(peaksByIndex[r.index] || [], r.precursor_mz));
     layout.append(r.candidates.length ? candidateTable(r.candidates) : el("p", {}, "no candidates in the window"));
     card.append(layout);
@@ -103,17 +103,18 @@ function describe(x) {
   return `${where.join(", ")}: ${x.reason}`;
 }
 
-function setStatus(text, isError = false) {
+// state: "busy" while a request runs, then "done" or "error" (the browser test waits on it)
+function setStatus(text, state) {
   const status = document.getElementById("status");
   status.textContent = text;
-  status.className = isError ? "error" : "done";
+  status.className = state;
 }
 
 async function annotate(event) {
   event.preventDefault();
   const file = document.getElementById("mgf").files[0];
-  if (!file) return setStatus("choose an MGF file first", true);
-  setStatus(`annotating ${file.name}...`);
+  if (!file) return setStatus("choose an MGF file first", "error");
+  setStatus(`annotating ${file.name}...`, "busy");
   document.getElementById("results").replaceChildren();
   const form = new FormData();
   form.append("file", file);
@@ -128,12 +129,13 @@ async function annotate(event) {
     if (!response.ok) {
       showResults({ results: [], rejected: body.rejected || [] }, []);
       return setStatus(`rejected (HTTP ${response.status}): ${typeof body.detail === "string" ? body.detail
-        : JSON.stringify(body.detail)}`, true);
+        : JSON.stringify(body.detail)}`, "error");
     }
     showResults(body, parseMgfPeaks(text));
-    setStatus(`${body.results.length} spectra annotated by ${body.model}, ${(body.rejected || []).length} rejected`);
+    setStatus(`${body.results.length} spectra annotated by ${body.model}, ${(body.rejected || []).length} rejected`,
+      "done");
   } catch (error) {
-    setStatus(`request failed: ${error}`, true);
+    setStatus(`request failed: ${error}`, "error");
   }
 }
 
