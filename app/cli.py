@@ -42,6 +42,82 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_dir(value: str | None) -> str:
+    """``--data``, else ``MSVAE_DATA_DIR`` (the settings' data folder)."""
+    if value is not None:
+        return value
+    from app.settings import Settings
+
+    return str(Settings().data_dir)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from training.experiments import get_train_one
+    from training.trainer import seed_everything
+
+    out = args.out or f"runs/{args.experiment}/{args.model}_s{args.supervision:g}"
+    seed_everything(args.seed)
+    try:
+        record = get_train_one(args.experiment)(
+            args.model, args.supervision, epochs=args.epochs, data_dir=_data_dir(args.data), out_dir=out,
+            device=args.device, seed=args.seed, **_quick_run_options(args),
+        )  # fmt: skip
+    except (FileNotFoundError, ImportError) as err:
+        print(f"msvae train {args.experiment}: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+def _quick_run_options(args: argparse.Namespace) -> dict:
+    """The subset, oracle and learning-rate options that were given (an experiment need not take those left out)."""
+    given = {"max_train": args.max_train, "max_valid": args.max_valid, "max_test": args.max_test, "oracle": args.oracle,
+             "lr": args.lr}  # fmt: skip
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    import shlex
+
+    from training.reproduce import reproduce
+
+    try:
+        paths = reproduce(
+            args.experiment, args.models, args.supervision_levels, out_dir=args.out_dir, epochs=args.epochs,
+            data_dir=_data_dir(args.data), runs_dir=args.runs_dir, device=args.device, seed=args.seed,
+            jobs=args.jobs, threads=args.threads, command=shlex.join(["msvae", *args.argv]), **_quick_run_options(args),
+        )  # fmt: skip
+    except (FileNotFoundError, ImportError) as err:
+        print(f"msvae reproduce {args.experiment}: {err}", file=sys.stderr)
+        return 2
+    for kind, path in paths.items():
+        print(f"wrote {kind}: {path}")
+    return 0
+
+
+def _oracle(args: argparse.Namespace) -> int:
+    from training.oracles import main as train_oracle
+
+    argv = ["--data", _data_dir(args.data), "--out", args.out, "--epochs", str(args.epochs), "--width",
+            str(args.width), "--seed", str(args.seed)] + (["--device", args.device] if args.device else [])  # fmt: skip
+    train_oracle(argv)
+    return 0
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from app.annotate_cli import run_annotate
+
+    return run_annotate(args)
+
+
+def _evaluate_retrieval(args: argparse.Namespace) -> int:
+    from app.annotate_cli import run_evaluate_retrieval
+
+    return run_evaluate_retrieval(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand of DESIGN.md."""
     parser = argparse.ArgumentParser(prog="msvae", description=__doc__.split("\n")[0])
@@ -72,14 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ppm", type=float, default=10.0)
     p.add_argument("--model", default=None)
     p.add_argument("--out", default=None, help="output .tsv or .json")
-    p.set_defaults(func=_not_yet("annotate"))
+    p.set_defaults(func=_annotate)
 
     p = sub.add_parser("evaluate-retrieval", help="rank the true structures of annotated spectra")
     p.add_argument("query")
     p.add_argument("--candidates", required=True)
     p.add_argument("--model", default=None)
     p.add_argument("--out", default=None)
-    p.set_defaults(func=_not_yet("evaluate-retrieval"))
+    p.set_defaults(func=_evaluate_retrieval)
 
     p = sub.add_parser("train", help="train one model on one experiment at one supervision level")
     p.add_argument("experiment", choices=EXPERIMENTS)
@@ -89,20 +165,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None)
     p.add_argument("--out", default=None)
     p.add_argument("--device", default="auto")
-    p.set_defaults(func=_not_yet("train"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-train", type=int, default=None, help="keep the first N training samples (quick runs)")
+    p.add_argument("--max-valid", type=int, default=None, help="score the first N validation samples per epoch")
+    p.add_argument("--max-test", type=int, default=None, help="score the first N test samples (quick runs)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's)")
+    p.add_argument("--oracle", default=None, help="MNIST-Split oracle file (default data/oracles/mnist_resnet18.pt)")
+    p.set_defaults(func=_train)
 
     p = sub.add_parser("reproduce", help="run the paper's sweep for an experiment")
     p.add_argument("experiment", choices=EXPERIMENTS)
-    p.add_argument("--models", nargs="+", default=None, choices=MODELS)
-    p.add_argument("--supervision-levels", nargs="+", type=float, default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.set_defaults(func=_not_yet("reproduce"))
+    p.add_argument("--models", nargs="+", default=None, choices=MODELS, help="default: the four of Table 1")
+    p.add_argument("--supervision-levels", nargs="+", type=float, default=None, help="default: the paper's nine")
+    p.add_argument("--epochs", type=int, default=None, help="default: the paper's (Appendix A)")
+    p.add_argument("--max-train", type=int, default=None, help="keep the first N training samples (quick runs)")
+    p.add_argument("--max-valid", type=int, default=None, help="score the first N validation samples per epoch")
+    p.add_argument("--max-test", type=int, default=None, help="score the first N test samples (quick runs)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's)")
+    p.add_argument("--oracle", default=None, help="MNIST-Split oracle file (default data/oracles/mnist_resnet18.pt)")
+    p.add_argument("--data", default=None, help="data folder (default MSVAE_DATA_DIR)")
+    p.add_argument("--out-dir", default="reports", help="where EXPERIMENT.md/.json/.png go")
+    p.add_argument("--runs-dir", default="runs", help="checkpoints and per-run results (a rerun resumes from them)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at once, each in its own process")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("oracle", help="train and cache the MNIST-Split ResNet-18 oracle")
+    p.add_argument("--data", default=None, help="mnist.npz or a folder holding it (default MSVAE_DATA_DIR)")
+    p.add_argument("--out", default="data/oracles", help="cache folder (mnist_resnet18.pt and .json)")
+    p.add_argument("--epochs", type=int, default=10, help="the paper: 10")
+    p.add_argument("--width", type=int, default=64, help="first-stage channels; the paper: 64")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="default: CUDA when available, else CPU")
+    p.set_defaults(func=_oracle)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `msvae` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in reports
     return int(args.func(args) or 0)
 
 

@@ -1,0 +1,82 @@
+"""train_one of MNIST-Split and MNIST-Split-3 on a few hundred real MNIST images for one epoch, and the registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from app.cli import main
+from training.checkpoint import load_checkpoint
+from training.data.mnist import evaluation_sets, load_mnist
+from training.experiments import EXPERIMENTS, METRIC_KEYS, get_train_one
+from training.experiments.common import _TEST_STREAM, first_rows
+from training.experiments.mnist_split import split_score
+from training.oracles import load_mnist_oracle, train_mnist_oracle
+from training.trainer import _EVAL_STREAM, derived_seed
+
+N_TRAIN, N_VALID, N_TEST = 300, 200, 300
+
+
+@pytest.fixture(scope="module")
+def oracle_path(shared_data, tmp_path_factory):
+    """A small real ResNet-18 oracle (width 4, one epoch on 500 images): fast to train, same code path."""
+    path = tmp_path_factory.mktemp("oracle") / "mnist_resnet18.pt"
+    train_mnist_oracle(shared_data / "mnist", path, epochs=1, width=4, max_train=500)
+    return path
+
+
+def test_registry():
+    assert set(EXPERIMENTS) == {"mnist-split", "mnist-split-3", "mnist-svhn", "cub-captions", "spectra"}
+    assert get_train_one("mnist-split").func.__name__ == "train_split"
+    with pytest.raises(ValueError, match="unknown experiment"):
+        get_train_one("mnist-split-4")
+
+
+@pytest.mark.parametrize("experiment, supervision", [("mnist-split", 0.5), ("mnist-split-3", 0.1)])
+def test_train_one_writes_files_and_metrics(shared_data, oracle_path, tmp_path, experiment, supervision):
+    record = get_train_one(experiment)(
+        "svae", supervision, epochs=1, data_dir=shared_data, out_dir=tmp_path, device="cpu", seed=3,
+        max_train=N_TRAIN, max_valid=N_VALID, max_test=N_TEST, oracle=oracle_path, progress=False,
+    )  # fmt: skip
+    keys = set(METRIC_KEYS[experiment])
+    for name in ("best.pt", "last.pt", "metrics.json", "metrics.jsonl", "best_metrics.json", "result.json"):
+        assert (tmp_path / name).is_file(), name
+    assert json.loads((tmp_path / "result.json").read_text()) == record
+    assert set(record["metrics"]) == set(record["valid_metrics"]) == keys
+    # accuracies are shares of the evaluated images
+    for metrics, n in ((record["valid_metrics"], N_VALID), (record["metrics"], N_TEST)):
+        for v in metrics.values():
+            assert 0.0 <= v <= 1.0 and (v * n) == pytest.approx(round(v * n))
+    assert (record["n_valid"], record["n_test"], record["epochs"], record["best_epoch"]) == (N_VALID, N_TEST, 1, 1)
+    n_parts = len(keys) - 1
+    paired = round(supervision * N_TRAIN)
+    assert record["data"]["paired"] == paired
+    assert sum(record["data"]["unpaired"].values()) == N_TRAIN - paired and len(record["data"]["unpaired"]) == n_parts
+    assert json.loads((tmp_path / "best_metrics.json").read_text())["metrics"] == record["valid_metrics"]
+    assert record["oracle"]["width"] == 4 and record["max_train"] == N_TRAIN
+
+    # the recorded metrics are those of the saved best checkpoint: rescoring it under the same seeds gives them back
+    from models import build_model
+
+    model = build_model("svae", experiment)
+    model.load_state_dict(load_checkpoint(tmp_path / "best.pt")["model"])
+    model.eval()
+    mnist = load_mnist(shared_data)
+    sets = evaluation_sets(mnist.x_test, mnist.y_test, n_parts)
+    score = split_score(load_mnist_oracle(oracle_path))
+    torch.manual_seed(derived_seed(3, 1, _EVAL_STREAM))
+    assert score(model, first_rows(sets.valid, N_VALID)) == record["valid_metrics"]
+    torch.manual_seed(derived_seed(3, _TEST_STREAM))
+    assert score(model, first_rows(sets.test, N_TEST)) == record["metrics"]
+
+
+def test_cli_train(shared_data, oracle_path, tmp_path, capsys):
+    code = main(["train", "mnist-split", "--model", "vaevae", "--supervision", "0.01", "--epochs", "1",
+                 "--data", str(shared_data), "--out", str(tmp_path), "--device", "cpu", "--max-train", "200",
+                 "--max-valid", "100", "--max-test", "100", "--oracle", str(oracle_path)])  # fmt: skip
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "result.json").read_text())
+    assert printed["model"] == "vaevae" and printed["supervision"] == 0.01 and printed["data"]["paired"] == 2
