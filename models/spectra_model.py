@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 import torch
 from torch import nn
 
@@ -39,6 +40,28 @@ MLP_NAME = "mlp"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 WEIGHTS_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _MLP_OPTIONS = ("n_bins", "n_bits", "spectrum_hidden")
+
+
+def featurize_each(
+    spectra: Sequence[Spectrum], binning: BinningSpec
+) -> tuple[scipy.sparse.csr_matrix, list[int], dict[int, SpectrumError]]:
+    """(sparse features of the usable spectra, their positions in ``spectra``, position -> error of the others).
+
+    One vectorized pass when every spectrum is usable; otherwise each spectrum alone, so one bad spectrum does not
+    sink the others.
+    """
+    try:
+        return featurize_spectra(spectra, binning, sparse=True), list(range(len(spectra))), {}
+    except SpectrumError:
+        pass
+    good, errors = [], {}
+    for i, s in enumerate(spectra):
+        try:
+            featurize_spectra([s], binning, sparse=True)
+            good.append(i)
+        except SpectrumError as exc:
+            errors[i] = exc
+    return featurize_spectra([spectra[i] for i in good], binning, sparse=True), good, errors
 
 
 class FingerprintMLP(nn.Module):
@@ -261,23 +284,8 @@ class SpectraModel:
         return self.model.predict_proba(x)
 
     def featurize(self, spectra: Sequence[Spectrum]) -> tuple[Any, list[int], dict[int, SpectrumError]]:
-        """(sparse features of the usable spectra, their positions in ``spectra``, position -> error of the others).
-
-        One vectorized pass when every spectrum is usable; otherwise each spectrum alone, so one bad spectrum
-        does not sink the others.
-        """
-        try:
-            return featurize_spectra(spectra, self.binning, sparse=True), list(range(len(spectra))), {}
-        except SpectrumError:
-            pass
-        good, errors = [], {}
-        for i, s in enumerate(spectra):
-            try:
-                featurize_spectra([s], self.binning, sparse=True)
-                good.append(i)
-            except SpectrumError as exc:
-                errors[i] = exc
-        return featurize_spectra([spectra[i] for i in good], self.binning, sparse=True), good, errors
+        """:func:`featurize_each` with this model's binning."""
+        return featurize_each(spectra, self.binning)
 
     def predict(self, spectra: Sequence[Spectrum], batch_size: int = 512) -> Predictions:
         """Fingerprint probabilities of every usable spectrum; unusable ones get a NaN row and their error."""
