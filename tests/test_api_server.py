@@ -236,6 +236,11 @@ def _wait_for_job(client: httpx.Client, job_id: str, timeout: float = 60.0) -> d
     raise TimeoutError(f"job {job_id} not finished: {status}")
 
 
+def test_method_not_allowed_lists_every_method_of_the_path(client: httpx.Client) -> None:
+    response = client.delete("/v1/candidates")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, POST"
+
+
 def test_depiction_page_and_openapi(client: httpx.Client) -> None:
     svg = client.get("/v1/depict", params={"smiles": "c1ccccc1O"})
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")

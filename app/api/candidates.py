@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -40,6 +40,10 @@ def _smiles_text(body: CandidateImportJSON) -> tuple[str, list[dict[str, Any]]]:
     return "\n".join(lines) + "\n", refused
 
 
+_FORMATS = Literal["smiles", "tsv", "sdf", "mgf"]
+assert set(_FORMATS.__args__) == set(FORMATS), "the formats of the readers changed"
+
+
 @router.post(
     "/v1/candidates",
     response_model=CandidateImportReport,
@@ -51,14 +55,12 @@ async def import_molecules(
     request: Request,
     service: ServiceDep,
     source: str | None = Query(None, max_length=200, description="where the molecules come from"),
-    format: str | None = Query(None, description=f"one of {', '.join(FORMATS)}; default: guessed"),
+    format: Annotated[_FORMATS | None, Query(description="the file format; default: guessed")] = None,
 ) -> dict[str, Any]:
     """Add molecules to the candidate database (InChIKey de-duplicated; rejected rows with line numbers).
 
     Upload a file as multipart field ``file``, or send JSON ``{"smiles": [...], "names": [...], "source"}``.
     """
-    if format is not None and format not in FORMATS:
-        raise HTTPException(422, f"format {format!r} is not one of {', '.join(FORMATS)}")
     kind = media_type(request)
     refused: list[dict[str, Any]] = []
     first_line = 1  # line of the first record: rejections are reported relative to it (JSON: list position)

@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,19 @@ async def _rejected_handler(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code)
 
 
+async def _method_not_allowed_handler(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette's Allow header lists the methods of the first route on the path only (GET and POST /v1/candidates
+    # are two routes); list those of every route on it.
+    methods = {
+        method
+        for route in request.app.routes
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
+        for method in route.methods
+    }
+    detail = getattr(exc, "detail", "Method Not Allowed")
+    return JSONResponse({"detail": detail}, status_code=405, headers={"Allow": ", ".join(sorted(methods))})
+
+
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal server error"}, status_code=500)
@@ -39,6 +54,7 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the JSON handlers (HTTPException and validation errors already answer ``{"detail"}``)."""
     app.add_exception_handler(RequestRejected, _rejected_handler)
+    app.add_exception_handler(405, _method_not_allowed_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
 
 
