@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from app.api import api_router
+from app.api import api_router, api_routes
 from app.api.errors import install_error_handlers
 from app.api.limits import UploadLimitMiddleware
 from app.api.openapi import install_openapi
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, worker_settings: WorkerSettings
     )
     app.state.settings = settings
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
-    install_error_handlers(app)
+    install_error_handlers(app, api_routes)
     app.include_router(api_router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 

@@ -4,12 +4,12 @@ bare 500 page."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match, Route
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +33,21 @@ async def _rejected_handler(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code)
 
 
-async def _method_not_allowed_handler(request: Request, exc: Exception) -> JSONResponse:
-    # Starlette's Allow header lists the methods of the first route on the path only (GET and POST /v1/candidates
-    # are two routes); list those of every route on it.
-    methods = {
-        method
-        for route in request.app.routes
-        if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
-        for method in route.methods
-    }
-    detail = getattr(exc, "detail", "Method Not Allowed")
-    return JSONResponse({"detail": detail}, status_code=405, headers={"Allow": ", ".join(sorted(methods))})
+def _method_not_allowed(routes: Sequence[BaseRoute]) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A 405 handler whose Allow header lists the methods of every route on the path: Starlette's lists those of
+    the first one only (GET and POST /v1/candidates are two routes)."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        methods = {
+            method
+            for route in routes
+            if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
+            for method in route.methods or ()
+        }
+        detail = getattr(exc, "detail", "Method Not Allowed")
+        return JSONResponse({"detail": detail}, status_code=405, headers={"Allow": ", ".join(sorted(methods))})
+
+    return handler
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -51,10 +55,11 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the JSON handlers (HTTPException and validation errors already answer ``{"detail"}``)."""
+def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """Register the JSON handlers (HTTPException and validation errors already answer ``{"detail"}``); ``routes``
+    are the API's routes, for the Allow header of a 405."""
     app.add_exception_handler(RequestRejected, _rejected_handler)
-    app.add_exception_handler(405, _method_not_allowed_handler)
+    app.add_exception_handler(405, _method_not_allowed(routes))
     app.add_exception_handler(Exception, _unexpected_handler)
 
 
