@@ -5,6 +5,8 @@ rejections (one code path for ``POST /v1/annotate`` and batch jobs)."""
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -54,6 +56,9 @@ class Service:
         self.database = database
         self.model = model
         self.store = CandidateStore(model.fingerprint_spec)
+        # Annotation is CPU-bound (RDKit, numpy, torch): as many at once as there are cores, the rest wait their
+        # turn, so a burst of requests finishes one by one instead of all together at the end.
+        self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
         self.refresh_candidates()
 
     @classmethod
@@ -97,7 +102,17 @@ class Service:
         within ``ppm`` of their neutral mass (PEPMASS and ADDUCT, ``[M+H]+`` by default). A spectrum with an
         unreadable candidate SMILES, no peak left after binning or an unknown adduct is rejected with the reason.
         """
-        model = model or self.model
+        with self._slots:
+            return self._annotate(spectra, top_k, ppm, given, model or self.model)
+
+    def _annotate(
+        self,
+        spectra: Sequence[Spectrum],
+        top_k: int,
+        ppm: float,
+        given: Mapping[int, Sequence[str]] | None,
+        model: SpectraModel,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         rejected: list[dict[str, Any]] = []
         given_sets: dict[int, CandidateSet] = {}
         usable: list[Spectrum] = []

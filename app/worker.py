@@ -97,7 +97,7 @@ class JobWorker:
             indices = pending[start : start + chunk]
             missing = [i for i in indices if i not in spectra]
             found = [spectra[i] for i in indices if i in spectra]
-            results, rejected = self.service.annotate(found, top_k=top_k, ppm=ppm, model=model)
+            results, rejected = self.service.annotate(found, top_k=top_k, ppm=ppm, model=model) if found else ([], [])
             with database.session() as session:
                 for item in results:
                     record_spectrum(session, job_id, item["index"], result=item)

@@ -1,5 +1,6 @@
-"""The web page in a real browser: headless Chromium (Debian's ``chromium``) loads ``/``, uploads an MGF through
-the file input, and must show each spectrum's peaks and its ranked candidates drawn by RDKit.
+"""The web page in a real browser: headless Chromium (Debian's ``chromium``) loads ``/``, uploads the example MGF
+(``examples/query.mgf``, its candidates imported) through the file input, and must show each spectrum's peaks and
+its ranked candidates drawn by RDKit; a second upload with a broken spectrum must list it.
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON messages ending in NUL
 on file descriptors 3 and 4), so no driver or websocket package is needed.
@@ -8,7 +9,6 @@ on file descriptors 3 and 4), so no driver or websocket package is needed.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import shutil
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import live_server, massbank_sample, server_env, serving_model
+from api_helpers import live_server, server_env, serving_model
 
 from models.featurize.mgf import Spectrum, read_spectra
 
@@ -28,6 +28,7 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install -y chromium); the page is untested here"
 )
 TOP_K = 3
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 class Chromium:
@@ -118,7 +119,8 @@ def browser(tmp_path: Path):
         target = chromium.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         chromium.session = chromium.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         chromium.send("Page.enable")
-        chromium.send("Emulation.setDeviceMetricsOverride", {"width": 1300, "height": 900, "deviceScaleFactor": 1,
+        # tall enough that every result card is near the viewport (the drawings load lazily)
+        chromium.send("Emulation.setDeviceMetricsOverride", {"width": 1300, "height": 2400, "deviceScaleFactor": 1,
                                                               "mobile": False})  # fmt: skip
         yield chromium
     finally:
@@ -141,16 +143,28 @@ RESULTS_JS = """JSON.stringify({
 })"""
 
 
-def test_the_page_uploads_an_mgf_and_shows_spectra_and_structures(
-    browser: Chromium, tmp_path: Path, shared_data: Path
-) -> None:
-    sample = massbank_sample(shared_data, 4)
-    query = tmp_path / "query.mgf"
-    query.write_bytes(sample + b"BEGIN IONS\nTITLE=broken one\nPEPMASS=300\n100 x\nEND IONS\n")
-    spectra = [s for s in read_spectra(io.BytesIO(sample)) if isinstance(s, Spectrum)]
+def _upload(browser: Chromium, path: Path) -> dict[str, Any]:
+    """Choose ``path`` in the page's file input, press Annotate, wait for the answer and its drawings."""
+    document = browser.send("DOM.getDocument")["root"]["nodeId"]
+    file_input = browser.send("DOM.querySelector", {"nodeId": document, "selector": "#mgf"})["nodeId"]
+    browser.send("DOM.setFileInputFiles", {"nodeId": file_input, "files": [str(path)]})
+    browser.evaluate(f"document.getElementById('top-k').value = '{TOP_K}'")
+    browser.evaluate("document.getElementById('submit').click()")
+    browser.wait_for("['done', 'error'].includes(document.getElementById('status').className)")
+    # every structure drawing loaded (RDKit SVGs from /v1/depict)
+    browser.wait_for("[...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)")
+    return json.loads(browser.evaluate(RESULTS_JS))
+
+
+def test_the_page_uploads_the_example_mgf_and_shows_spectra_and_structures(browser: Chromium, tmp_path: Path) -> None:
+    query = EXAMPLES / "query.mgf"
+    spectra = [s for s in read_spectra(query) if isinstance(s, Spectrum)]
     env = server_env(f"sqlite:///{tmp_path / 'web.sqlite'}", serving_model(tmp_path), tmp_path)
     with live_server(env, tmp_path) as server:
-        httpx.post(f"{server.url}/v1/candidates", files={"file": ("s.mgf", sample)}).raise_for_status()
+        for table in sorted((EXAMPLES / "candidates").glob("*.tsv")):
+            httpx.post(
+                f"{server.url}/v1/candidates", files={"file": (table.name, table.read_bytes())}
+            ).raise_for_status()
         expected = httpx.post(
             f"{server.url}/v1/annotate", params={"top_k": TOP_K}, files={"file": ("q.mgf", query.read_bytes())}
         ).json()
@@ -158,28 +172,25 @@ def test_the_page_uploads_an_mgf_and_shows_spectra_and_structures(
         browser.send("Page.navigate", {"url": f"{server.url}/"})
         browser.wait_for("document.readyState === 'complete' && document.getElementById('service').textContent"
                          ".includes('molecules')")  # fmt: skip
-        document = browser.send("DOM.getDocument")["root"]["nodeId"]
-        file_input = browser.send("DOM.querySelector", {"nodeId": document, "selector": "#mgf"})["nodeId"]
-        browser.send("DOM.setFileInputFiles", {"nodeId": file_input, "files": [str(query)]})
-        browser.evaluate(f"document.getElementById('top-k').value = '{TOP_K}'")
-        browser.evaluate("document.getElementById('submit').click()")
-        browser.wait_for("['done', 'error'].includes(document.getElementById('status').className)")
-        # every structure drawing loaded (RDKit SVGs from /v1/depict)
-        browser.wait_for("[...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)")
-        shown = json.loads(browser.evaluate(RESULTS_JS))
-        png = base64.b64decode(
-            browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})["data"]
-        )
-    screenshot = Path(os.environ.get("MSVAE_SCREENSHOT", tmp_path / "page.png"))
-    screenshot.write_bytes(png)
+        shown = _upload(browser, query)
+        shot = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+
+        broken = tmp_path / "broken.mgf"
+        broken.write_bytes(query.read_bytes() + b"BEGIN IONS\nTITLE=broken one\nPEPMASS=300\n100 x\nEND IONS\n")
+        with_rejection = _upload(browser, broken)
+    png = base64.b64decode(shot["data"])
+    Path(os.environ.get("MSVAE_SCREENSHOT", tmp_path / "page.png")).write_bytes(png)
 
     assert "annotated" in shown["status"], shown["status"]
-    assert [c["index"] for c in shown["cards"]] == [s.index for s in spectra]
+    assert [c["index"] for c in shown["cards"]] == [s.index for s in spectra] and shown["rejected"] == []
     for card, spectrum, result in zip(shown["cards"], spectra, expected["results"], strict=True):
         assert card["title"] == spectrum.title
         assert card["peaks"] == spectrum.n_peaks  # one stick per peak line of the file
         assert [c["smiles"] for c in card["candidates"]] == [c["smiles"] for c in result["candidates"]]
         assert [c["score"] for c in card["candidates"]] == [round(c["score"], 2) for c in result["candidates"]]
         assert 1 <= len(card["candidates"]) <= TOP_K and all(c["drawn"] for c in card["candidates"])
-    assert len(shown["rejected"]) == 1 and "broken one" in shown["rejected"][0] and "line" in shown["rejected"][0]
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+    assert len(with_rejection["cards"]) == len(spectra)
+    assert len(with_rejection["rejected"]) == 1
+    assert "broken one" in with_rejection["rejected"][0] and "line" in with_rejection["rejected"][0]

@@ -10,8 +10,8 @@ from starlette.datastructures import UploadFile
 from app.service import Service
 
 
-def get_service(request: Request) -> Service:
-    """The process's :class:`Service` (built by the app's lifespan)."""
+async def get_service(request: Request) -> Service:
+    """The process's :class:`Service` (built by the app's lifespan); async, so it needs no worker thread."""
     return request.app.state.service
 
 

@@ -11,13 +11,14 @@ router = APIRouter(tags=["service"])
 
 
 @router.get("/health", response_model=Health)
-def health(service: ServiceDep) -> Health:
-    """Liveness and what is served: model, device, number of candidate molecules."""
+async def health(service: ServiceDep) -> Health:
+    """Liveness and what is served: model, device, number of candidate molecules (answered on the event loop, so
+    it stays responsive while every worker thread is busy annotating)."""
     return Health(status="ok", model=service.model.name, device=service.device, candidates=len(service.store))
 
 
 @router.get("/v1/models", response_model=ModelList)
-def list_models(service: ServiceDep) -> ModelList:
+async def list_models(service: ServiceDep) -> ModelList:
     """The models this server serves, with fingerprint spec, binning and model card."""
     model = service.model
     info = ModelInfo(

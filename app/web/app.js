@@ -45,7 +45,10 @@ function peakPlot(peaks, precursorMz, width = 420, height = 200) {
   for (const [mz, intensity] of peaks) {
     svg.append(el("svg:line", { class: "peak", x1: x(mz), y1: y(0), x2: x(mz), y2: y(intensity / maxI) }));
   }
-  const step = Math.pow(10, Math.floor(Math.log10(maxMz / 2)));
+  // tick spacing 1, 2 or 5 times a power of ten, for at most about 6 ticks
+  const raw = maxMz / 6;
+  const power = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((f) => f * power).find((s) => s >= raw);
   for (let tick = 0; tick <= maxMz; tick += step) {
     const label = el("svg:text", { x: x(tick), y: y(0) + 14, "text-anchor": "middle" });
     label.textContent = String(Math.round(tick));
@@ -83,7 +86,8 @@ function showResults(body, peaksByIndex) {
     const card = el("article", { class: "spectrum-result", "data-index": String(r.index) });
     const mz = r.precursor_mz == null ? "?" : r.precursor_mz.toFixed(4);
     card.append(el("h2", {}, r.title || `spectrum ${r.index}`));
-    card.append(el("p", { class: "meta" }, `spectrum ${r.index}, precursor m/z ${mz}, ${r.n_candidates} candidate${r.n_candidates === 1 ? "" : "s"}`));
+    const plural = r.n_candidates === 1 ? "" : "s";
+    card.append(el("p", { class: "meta" }, `spectrum ${r.index}, precursor m/z ${mz}, ${r.n_candidates} candidate${plural}`));
     const layout = el("div", { class: "layout" }, peakPlot(peaksByIndex[r.index] || [], r.precursor_mz));
     layout.append(r.candidates.length ? candidateTable(r.candidates) : el("p", {}, "no candidates in the window"));
     card.append(layout);
