@@ -66,16 +66,17 @@ def _database_candidates(settings: Settings, model: SpectraModel, ppm: float):
     from app.db import Database
 
     database = Database(settings.database_url)
+    where = database.url.render_as_string(hide_password=True)
     try:
         if not inspect(database.engine).has_table("candidates"):
             raise CommandError(
-                f"no candidate database at {database.url.render_as_string(hide_password=True)}: import molecules "
-                "with `msvae candidates import FILE`, or give --candidates DIR"
+                f"no candidate database at {where}: import molecules with `msvae candidates import FILE`, "
+                "or give --candidates DIR"
             )
         with database.session() as session:
             store = CandidateStore.load(session, model.fingerprint_spec)
         if not len(store):
-            _say(f"warning: the candidate database at {database.url} is empty")
+            _say(f"warning: the candidate database at {where} is empty")
         yield store_candidates(store, ppm)
     finally:
         database.dispose()

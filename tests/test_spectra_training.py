@@ -16,6 +16,7 @@ from training.spectra.baseline import random_ranking_report
 from training.spectra.data import load_spectra_data, semi_supervised_data
 from training.spectra.evaluate import Protocol, candidate_rows, pool_retrieval
 from training.spectra.experiment import train_one
+from training.spectra.report import build_report, write_report
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,8 @@ def test_train_one_tiny_run(shared_data, tmp_path):
     model = SpectraModel.load(tmp_path / "m", device="cpu")
     assert model.card["supervision"]["level"] == 0.5 and model.card["training"]["epochs"] == 1
     assert (tmp_path / "run" / "model" / "weights.pt").is_file() and (tmp_path / "run" / "split.json").is_file()
+    paths = write_report(build_report([record], "the command", "the machine"), tmp_path / "reports")
+    report = json.loads(paths["json"].read_text())
+    assert report["results"][0]["metrics"] == record["metrics"] and report["epochs"] == [1]
+    text = paths["markdown"].read_text()
+    assert text.count("| svae | 0.5 |") == 2 and text.count("| random |") == 2 and "`the command`" in text

@@ -23,6 +23,7 @@ import hashlib
 import platform
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,14 @@ def random_reports(data: SpectraData, rows: np.ndarray) -> dict[str, dict[str, A
     }
 
 
+def _sample(rows: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """A seeded random sample of ``n`` of ``rows``, sorted (all of them when ``n`` is None or not smaller): the file
+    groups records by contributor, so its first rows are no fair sample."""
+    if n is None or n >= len(rows):
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, n, replace=False))
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -107,7 +116,9 @@ def train_one(
     lr: float | None = None,
     batch_size: int | None = None,
     max_spectra: int | None = None,
+    max_train: int | None = None,
     max_valid: int | None = None,
+    max_test: int | None = None,
     unpaired_mgf: Sequence[str | Path] = (),
     fingerprint_spec: str = DEFAULT_FINGERPRINT_SPEC,
     binning: BinningSpec | dict[str, Any] | None = None,
@@ -125,7 +136,8 @@ def train_one(
         epochs, lr, batch_size: default 30, 1e-3, 256.
         data_dir: the folder holding ``massbank/massbank-pos-ms2.mgf.gz``.
         max_spectra: read only the first N spectra of the file (quick runs and tests).
-        max_valid: evaluate a seeded random sample of N validation spectra each epoch (default: all).
+        max_train, max_valid, max_test: a seeded random sample of N training spectra to train on, of N validation
+            spectra to evaluate each epoch, of N test spectra to evaluate at the end (default: all of each).
         unpaired_mgf: MGF files of unidentified spectra added to the unpaired spectra.
         model_dir: also write the best model directory there (e.g. ``models/default``), with its card.
         command: the command line that ran this, recorded in the result and the card.
@@ -144,6 +156,7 @@ def train_one(
     binning = BinningSpec.from_dict(binning) if isinstance(binning, dict) else (binning or BinningSpec())
 
     data = load_spectra_data(data_dir, binning=binning, fingerprint_spec=fingerprint_spec, limit=max_spectra)
+    data.split = replace(data.split, train=_sample(data.split.train, max_train, seed))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_split(data.split, out_dir / "split.json", source=str(MASSBANK_FILE))
     extra = read_unpaired_spectra(unpaired_mgf, binning) if unpaired_mgf else None
@@ -157,9 +170,7 @@ def train_one(
         model_name, binning=binning, fingerprint_spec=data.fingerprint_spec, latent_dim=latent_dim,
         name=model_name_in_card or f"{model_name}-s{supervision:g}", device=device, **sizes,
     )  # fmt: skip
-    valid_rows = data.split.val
-    if max_valid is not None and max_valid < len(valid_rows):  # a seeded sample: the file groups by contributor
-        valid_rows = np.sort(np.random.default_rng(seed).choice(valid_rows, max_valid, replace=False))
+    valid_rows = _sample(data.split.val, max_valid, seed)
 
     def evaluate(_: torch.nn.Module) -> dict[str, float]:
         return flat_metrics(evaluate_rows(model, data, valid_rows)[0])
@@ -172,7 +183,7 @@ def train_one(
     t0 = time.perf_counter()
     load_weights(model.model, result.best_path)
     model.model.eval()
-    test_rows = data.split.test
+    test_rows = _sample(data.split.test, max_test, seed)
     test_reports, _ = evaluate_rows(model, data, test_rows)
     test_time = time.perf_counter() - t0
 
@@ -194,7 +205,6 @@ def train_one(
             "file": str(MASSBANK_FILE),
             "sha256": _sha256(Path(data_dir) / MASSBANK_FILE),
             **data.summary(),
-            "max_spectra": max_spectra,
             "semi_supervision": semi_counts,
             "fingerprint_spec": data.fingerprint_spec.text,
             "binning": binning.to_dict(),
@@ -211,7 +221,10 @@ def train_one(
         "eval_time_s": round(sum(r["eval_time_s"] for r in result.history) + test_time, 1),
         "wall_time_s": round(time.perf_counter() - start, 1),
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "max_spectra": max_spectra,
+        "max_train": max_train,
         "max_valid": max_valid,
+        "max_test": max_test,
     }
     model.card = model_card(record)
     model.save(out_dir / "model", weights_dtype=weights_dtype)
