@@ -80,3 +80,12 @@ def test_cli_train(shared_data, oracle_path, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((tmp_path / "result.json").read_text())
     assert printed["model"] == "vaevae" and printed["supervision"] == 0.01 and printed["data"]["paired"] == 2
+
+
+def test_cli_oracle_command_maps_to_the_training_options():
+    from app.cli import build_parser
+
+    args = build_parser().parse_args(["oracle", "--data", "d", "--epochs", "3", "--width", "32"])
+    assert (args.func.__name__, args.data, args.epochs, args.width, args.out) == ("_oracle", "d", 3, 32, "data/oracles")
+    defaults = build_parser().parse_args(["oracle"])
+    assert (defaults.epochs, defaults.width) == (10, 64)  # the paper's recipe

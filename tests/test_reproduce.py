@@ -64,7 +64,9 @@ def test_reproduce_2x2_writes_report_and_resumes(shared_data, oracle_path, tmp_p
     assert report["settings"]["max_train"] == 200 and report["settings"]["n_test"] == 100
 
     md = (out / "mnist-split.md").read_text()
-    assert "msvae reproduce mnist-split" in md and "Epochs: 1" in md and report["machine"] in md
+    assert (
+        "msvae reproduce mnist-split" in md and "Epochs: 1 per run (the paper: 200)" in md and report["machine"] in md
+    )
     svae = report["results"][0]["metrics"]
     assert f"| SVAE | 1 | {svae['both']:.3f} / 0.948 | {svae['top']:.3f} / 0.872 | {svae['bottom']:.3f} / 0.816 |" in md
     assert "| VAEVAE* | 1 | -- / 0.958 |" in md  # not in this sweep: the paper's number alone
@@ -97,4 +99,9 @@ def test_ordering_checks_state_the_facts():
     assert "`both`: every PoE model above MMVAE at supervision 1, 0.01" in checks
     assert "`top`: every PoE model above MMVAE at supervision 1; not at 0.01" in checks
     assert "`bottom`: every PoE model above MMVAE at supervision 0.01; not at 1" in checks
+    results[2]["metrics"]["bottom"] = 0.1
+    assert "`bottom`: every PoE model above MMVAE at no supervision level; not at 1, 0.01" in ordering_checks(
+        {"experiment": "mnist-split", "results": results}
+    )
     assert "`top` at the lowest level (0.01): best mmvae; mmvae 0.600, svae 0.500" in checks
+    assert "`top`: the best PoE model above MMVAE at supervision 1; not at 0.01" in checks
