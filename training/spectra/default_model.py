@@ -28,15 +28,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="train the shipped default spectra model")
     parser.add_argument("--data", default="../shared/data", help="folder holding massbank/")
     parser.add_argument("--out", default="models/default", help="model directory to write")
-    parser.add_argument("--runs", default="runs/spectra/svae_s1", help="trainer checkpoints and metrics")
+    parser.add_argument("--runs", default=None, help="trainer files (default runs/spectra/MODEL_s1)")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--model", default="svae", help="network: svae (the default model), vaevae, mlp ...")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     command = "python -m training.spectra.default_model " + shlex.join(sys.argv[1:] if argv is None else argv)
+    runs = args.runs or f"runs/spectra/{args.model}_s1"
     record = train_one(
-        "svae", 1.0, args.epochs, args.data, args.runs, args.device, 0, max_valid=MAX_VALID,
+        args.model, 1.0, args.epochs, args.data, runs, args.device, 0, max_valid=MAX_VALID,
         model_dir=args.out, model_name_in_card="default", command=command.strip(),
     )  # fmt: skip
     print({k: round(v, 4) for k, v in record["metrics"].items()})
