@@ -64,13 +64,14 @@ class MultimodalVAE(nn.Module):
     Args:
         modalities: the experiment's modalities (``models.networks.experiment_modalities``), in a fixed order.
         latent_dim: L.
-        prior_expert: include N(0, I) as an expert in every product of experts (the paper's code does).
+        prior_expert: include N(0, I) as an expert in every product of experts (the paper's code does; MVAE needs
+            it; off by default for the others, see models/svae.py).
     """
 
     #: False for models that can only learn from paired samples (JMVAE).
     uses_unpaired: bool = True
 
-    def __init__(self, modalities: dict[str, ModalitySpec], latent_dim: int, prior_expert: bool = True) -> None:
+    def __init__(self, modalities: dict[str, ModalitySpec], latent_dim: int, prior_expert: bool = False) -> None:
         super().__init__()
         if len(modalities) < 2:
             raise ValueError("a multimodal VAE needs at least two modalities")

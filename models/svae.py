@@ -9,9 +9,12 @@ it is missing. For the observed subset T of the modalities:
                      q^s(z|x_T) = PoE({q_i^i(z|x_i) : i in T} + {q_m^s(z|x_s) : m not in T})    (eq. 4-5, 35-37)
 
 (for n = 2 there is one rule per single modality: q(z|x1) = q_1^1(z|x1) q_2^1(z|x1), i.e. q1 * q2*). With
-``prior_expert`` each product also includes N(0, I) (as the paper's code does). Without replacement experts the
-same class is VAEVAE (a) ("setting q*(z|x1) = q*(z|x2) = 1", section 3.3), and, with the prior expert and its own
-loss, MVAE.
+``prior_expert`` each product also includes N(0, I), as the paper's code does; it is off by default here: with it,
+SVAE collapsed to the prior on MNIST-Split within 100 steps (every KL term 0.0; the experts' variances run to the
+clamp, their product *is* the prior, and the gradient to leave that state vanishes), while without it the KL terms
+grew to 3-6 nats in 400 steps (same data, seed and steps: 10% paired, batch 32 + 32 + 32, lr 1e-3).
+Without replacement experts the same class is VAEVAE (a) ("setting q*(z|x1) = q*(z|x2) = 1", section 3.3),
+and, with the prior expert and its own loss, MVAE.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class PoEVAE(MultimodalVAE):
         latent_dim: int,
         replacement_experts: bool = True,
         loss: str = "svae",
-        prior_expert: bool = True,
+        prior_expert: bool = False,
     ) -> None:
         super().__init__(modalities, latent_dim, prior_expert)
         if loss not in LOSSES:

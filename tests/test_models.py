@@ -58,21 +58,22 @@ def test_every_model_gives_finite_loss_on_paired_unpaired_and_mixed_batches(name
             assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-def test_svae_unimodal_posterior_is_product_of_q1_and_q2_star():
+@pytest.mark.parametrize("prior_expert", [False, True])
+def test_svae_unimodal_posterior_is_product_of_q1_and_q2_star(prior_expert):
     torch.manual_seed(0)
-    model = build_model("svae", modalities=toy(2), latent_dim=L)
+    model = build_model("svae", modalities=toy(2), latent_dim=L, prior_expert=prior_expert)
     x = data(2)["m0"]
     q = model.posterior({"m0": x})
     q1 = model.experts["m0__from__m0"](x)
     q2_star = model.experts["m1__from__m0"](x)  # the replacement expert q_2^*(z|x_1)
-    mean, var = closed_form_poe(q1, q2_star, prior=True)
+    mean, var = closed_form_poe(q1, q2_star, prior=model.prior_expert)
     torch.testing.assert_close(q.mean, mean)
     torch.testing.assert_close(q.var, var)
     # the joint posterior is the product of the two modality experts only (eq. 3)
     xs = data(2)
     joint = model.posterior(xs)
     mean, var = closed_form_poe(
-        model.experts["m0__from__m0"](xs["m0"]), model.experts["m1__from__m1"](xs["m1"]), prior=True
+        model.experts["m0__from__m0"](xs["m0"]), model.experts["m1__from__m1"](xs["m1"]), prior=model.prior_expert
     )
     torch.testing.assert_close(joint.mean, mean)
     torch.testing.assert_close(joint.var, var)
@@ -170,13 +171,13 @@ def test_svae_three_modalities_uses_two_poe_rules_per_pair():
         for k in [("m0", "m0"), ("m1", "m1"), ("m2", "m0"), ("m2", "m1")]
     }
     for rule, source in zip(rules, ["m0", "m1"], strict=True):
-        mean, var = closed_form_poe(e[("m0", "m0")], e[("m1", "m1")], e[("m2", source)], prior=True)
+        mean, var = closed_form_poe(e[("m0", "m0")], e[("m1", "m1")], e[("m2", source)], prior=model.prior_expert)
         torch.testing.assert_close(rule.mean, mean)
         torch.testing.assert_close(rule.var, var)
     # eq. 37: a single modality uses all of its own networks
     (single,) = model.posterior_rules({"m2": xs["m2"]})
     parts = [model.experts[f"m{i}__from__m2"](xs["m2"]) for i in range(3)]
-    mean, _ = closed_form_poe(*parts, prior=True)
+    mean, _ = closed_form_poe(*parts, prior=model.prior_expert)
     torch.testing.assert_close(single.mean, mean)
     # the posterior API combines the two rules by their normalised geometric mean
     combined = model.posterior({"m0": xs["m0"], "m1": xs["m1"]})
