@@ -74,8 +74,9 @@ def _cell(value: float | None, rate: bool) -> str:
     return f"{100 * value:.1f}%" if rate else f"{value:.1f}"
 
 
-def markdown_report(report: dict[str, Any]) -> str:
-    """``reports/spectra.md``: one table per candidate protocol, models x supervision levels, random below."""
+def markdown_report(report: dict[str, Any], notes: str | None = None) -> str:
+    """``reports/spectra.md``: one table per candidate protocol, models x supervision levels, random below, then
+    the hand-written ``notes`` (Markdown) when given."""
     counts = report["split"]
     lines = [
         "# Spectra -> fingerprints: retrieval on held-out MassBank structures",
@@ -121,16 +122,20 @@ def markdown_report(report: dict[str, Any]) -> str:
         true_added = report["results"][0]["test"][name]["true_added"]
         lines += ["", f"Queries: {report['n_test']}; true structure added to the candidates: {true_added}.", ""]
     lines += ["## Paper", "", report["paper_note"], ""]
+    if notes:
+        lines += [notes.strip(), ""]
     return "\n".join(lines)
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``spectra.json`` and ``spectra.md`` into ``out_dir``."""
+    """Write ``spectra.json`` and ``spectra.md`` into ``out_dir`` (with ``spectra.notes.md`` there, when present,
+    appended to the Markdown)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "spectra.json", "markdown": out / "spectra.md"}
+    notes = out / "spectra.notes.md"
     paths["json"].write_text(json.dumps(report, indent=1) + "\n")
-    paths["markdown"].write_text(markdown_report(report))
+    paths["markdown"].write_text(markdown_report(report, notes.read_text() if notes.is_file() else None))
     return paths
 
 
