@@ -201,6 +201,8 @@ class SpectraModel:
         overrides = {k: _jsonable(v) for k, v in overrides.items()}
         overrides = {"n_bins": binning.n_bins, "n_bits": spec.n_bits, **overrides}
         network = build_network(model_name, latent_dim, overrides)
+        if isinstance(network, MultimodalVAE):  # recorded, so that a change of the library default cannot alter it
+            overrides["prior_expert"] = network.prior_expert
         return cls(
             network, model_name=model_name, latent_dim=latent_dim, overrides=overrides, binning=binning,
             fingerprint_spec=spec, name=name, device=device,

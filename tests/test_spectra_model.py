@@ -46,6 +46,8 @@ def test_round_trip_float32_is_exact(tmp_path, spectra, name):
     assert ((after > 0) & (after < 1)).all()
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["fingerprint_spec"] == "morgan2-2048+maccs" and config["network"]["n_bits"] == 2215
+    # the product of experts' prior expert is recorded: a change of the library's default cannot alter a saved model
+    assert config["network"].get("prior_expert") == (None if name == "mlp" else model.model.prior_expert)
 
 
 def test_mlp_rejects_vae_options():
