@@ -15,8 +15,7 @@ from rdkit import Chem
 from app.candidates.importer import import_candidates
 from app.candidates.readers import CandidateFileError, guess_format
 from app.db import Candidate, Database
-from app.db.testing import database_url_fixture
-from migrations import upgrade_database
+from app.db.testing import database_url_fixture, migrated_database
 from models.featurize.fingerprints import molecule_from_smiles, unpack_bits
 
 db_url = database_url_fixture()
@@ -30,10 +29,8 @@ MASS = {"C": 12.0, "H": 1.00782503207, "N": 14.0030740048, "O": 15.99491461956}
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
-    upgrade_database(db_url)
-    database = Database(db_url)
-    yield database
-    database.dispose()
+    with migrated_database(db_url) as database:
+        yield database
 
 
 def _rows(db: Database) -> dict[str, Candidate]:

@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from app.candidates.importer import import_candidates
 from app.candidates.store import CandidateStore, candidates_in_mass_window, candidates_with_formula
 from app.db import Candidate, Database
-from app.db.testing import database_url_fixture
-from migrations import upgrade_database
+from app.db.testing import database_url_fixture, migrated_database
 from models.featurize.fingerprints import fingerprint_bits, parse_fingerprint_spec
 from models.featurize.mgf import Spectrum, read_spectra
 
@@ -31,12 +30,10 @@ def massbank_smiles(shared_data: Path) -> list[str]:
 @pytest.fixture
 def db(db_url: str, massbank_smiles: list[str]) -> Iterator[Database]:
     """A database holding the first half of the MassBank molecules."""
-    upgrade_database(db_url)
-    database = Database(db_url)
-    with database.session() as session:
-        import_candidates(session, "\n".join(massbank_smiles[: len(massbank_smiles) // 2]))
-    yield database
-    database.dispose()
+    with migrated_database(db_url) as database:
+        with database.session() as session:
+            import_candidates(session, "\n".join(massbank_smiles[: len(massbank_smiles) // 2]))
+        yield database
 
 
 def _table(db: Database) -> dict[int, tuple[float, str, str, bytes]]:

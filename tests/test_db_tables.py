@@ -11,18 +11,15 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import Candidate, Database, Job, JobSpectrum, ModelRecord
 from app.db.jobs import create_job, finish_job, next_job, pending_spectra, record_spectrum, start_job
-from app.db.testing import database_url_fixture
-from migrations import upgrade_database
+from app.db.testing import database_url_fixture, migrated_database
 
 db_url = database_url_fixture()
 
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
-    upgrade_database(db_url)
-    database = Database(db_url)
-    yield database
-    database.dispose()
+    with migrated_database(db_url) as database:
+        yield database
 
 
 def _candidate(inchikey: str, mass: float = 180.06339) -> Candidate:

@@ -2,7 +2,7 @@
 ``MSVAE_TEST_POSTGRES_URL`` is set. Only tests import this module (it needs pytest).
 
 In a test module, ``db_url = database_url_fixture()`` gives each test that asks for ``db_url`` an empty
-database URL, once per backend.
+database URL, once per backend; ``migrated_database(db_url)`` opens it migrated to head.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateSchema, DropSchema
 
-from app.db.engine import make_engine, normalize_database_url
+from app.db.engine import Database, make_engine, normalize_database_url
 
 POSTGRES_ENV = "MSVAE_TEST_POSTGRES_URL"
 
@@ -67,3 +67,16 @@ def database_url_fixture(name: str = "db_url") -> Callable[..., Iterator[str]]:
             yield url
 
     return fixture
+
+
+@contextmanager
+def migrated_database(url: str) -> Iterator[Database]:
+    """The database at ``url`` migrated to head, disposed of afterwards."""
+    from migrations import upgrade_database
+
+    upgrade_database(url)
+    database = Database(url)
+    try:
+        yield database
+    finally:
+        database.dispose()
