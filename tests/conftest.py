@@ -31,3 +31,19 @@ def _one_torch_thread():
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def mnist(shared_data):
+    """The full MNIST set (read once per test session; treat as read-only)."""
+    from training.data.mnist import load_mnist
+
+    return load_mnist(shared_data)
+
+
+@pytest.fixture(scope="session")
+def mnist_oracle(shared_data):
+    """The shipped MMVAE LeNet MNIST digit oracle."""
+    from training.oracles import load_mnist_svhn_oracle
+
+    return load_mnist_svhn_oracle("mnist", shared_data / "mnist_svhn")

@@ -22,11 +22,6 @@ from training.data.mnist import (
 from training.data.semi import split_supervision
 
 
-@pytest.fixture(scope="module")
-def mnist(shared_data):
-    return load_mnist(shared_data)
-
-
 def test_load_matches_the_readme(mnist, shared_data):
     assert mnist.x_train.shape == (60000, 1, 28, 28) and mnist.x_test.shape == (10000, 1, 28, 28)
     assert mnist.x_train.dtype == torch.float32 and mnist.y_train.dtype == torch.int64

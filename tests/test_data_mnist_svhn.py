@@ -8,13 +8,7 @@ import pytest
 import scipy.io
 import torch
 
-from training.data.mnist import load_mnist
 from training.data.mnist_svhn import distinct_pairs, load_mnist_svhn, load_pairing, load_svhn_mat, pair_by_class
-
-
-@pytest.fixture(scope="module")
-def mnist(shared_data):
-    return load_mnist(shared_data)
 
 
 @pytest.fixture(scope="module")

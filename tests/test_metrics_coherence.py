@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from training.data.mnist import load_mnist
 from training.metrics.coherence import batches, cross_coherence, joint_coherence
-from training.oracles import accuracy, load_mnist_svhn_oracle, predict
+from training.oracles import accuracy, predict
 
 
 @pytest.fixture(scope="module")
-def data(shared_data):
-    d = load_mnist(shared_data)
-    return d.x_test[:1200], d.y_test[:1200]
+def data(mnist):
+    return mnist.x_test[:1200], mnist.y_test[:1200]
 
 
 @pytest.fixture(scope="module")
-def oracle(shared_data):
-    return load_mnist_svhn_oracle("mnist", shared_data / "mnist_svhn")
+def oracle(mnist_oracle):
+    return mnist_oracle
 
 
 def test_batches():

@@ -5,20 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.data.mnist import load_mnist, split_halves, split_three
+from training.data.mnist import split_halves, split_three
 from training.metrics.synergy import joint_key, split_accuracy
-from training.oracles import accuracy, load_mnist_svhn_oracle
+from training.oracles import accuracy
 
 
 @pytest.fixture(scope="module")
-def data(shared_data):
-    d = load_mnist(shared_data)
-    return d.x_test[:1500], d.y_test[:1500]
+def data(mnist):
+    return mnist.x_test[:1500], mnist.y_test[:1500]
 
 
 @pytest.fixture(scope="module")
-def oracle(shared_data):
-    return load_mnist_svhn_oracle("mnist", shared_data / "mnist_svhn")
+def oracle(mnist_oracle):
+    return mnist_oracle
 
 
 def known_parts(truth: dict[str, torch.Tensor]):

@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.data.mnist import load_mnist
 from training.oracles import (
     MNIST_ORACLE_FILE,
     LeNetOracle,
@@ -21,11 +20,6 @@ from training.oracles import (
     predict,
     train_mnist_oracle,
 )
-
-
-@pytest.fixture(scope="module")
-def mnist(shared_data):
-    return load_mnist(shared_data)
 
 
 @pytest.fixture
