@@ -188,12 +188,16 @@ def test_mgf_spectra_without_smiles_or_broken_are_rejected_by_spectrum(db: Datab
     assert "C1CC" in report.rejected[2].reason
 
 
-def test_binary_input_and_cut_gzip_streams_are_refused(db: Database) -> None:
+def test_binary_input_and_cut_or_corrupt_gzip_streams_are_refused(db: Database) -> None:
     with pytest.raises(CandidateFileError, match="binary"), db.session() as session:
         import_candidates(session, bytes(range(256)) * 4)
     cut = gzip.compress(SMILES_FILE.encode() * 50)[:-30]
     with pytest.raises(CandidateFileError, match="cannot read"), db.session() as session:
         import_candidates(session, cut)
+    corrupt = bytearray(gzip.compress(SMILES_FILE.encode() * 50))
+    corrupt[10] ^= 0xFF  # bad deflate data raises zlib.error, which is no OSError
+    with pytest.raises(CandidateFileError, match="cannot read"), db.session() as session:
+        import_candidates(session, bytes(corrupt))
 
 
 @pytest.mark.parametrize(

@@ -180,6 +180,13 @@ def test_cut_gzip_stream_keeps_what_came_before():
     assert isinstance(items[-1], SpectrumError) and "cannot read the input" in items[-1].reason
 
 
+def test_corrupt_deflate_data_is_a_rejection_not_a_crash():
+    data = bytearray(gzip.compress("".join(GOOD.format(t=f"s{i}") for i in range(200)).encode()))
+    data[10] ^= 0xFF  # the first deflate block header: zlib.error, not OSError
+    (err,) = read_spectra(io.BytesIO(bytes(data)))
+    assert isinstance(err, SpectrumError) and "cannot read the input" in err.reason and err.line == 1
+
+
 def test_bad_charge_and_comments():
     text = "# a comment\nBEGIN IONS\nTITLE=c\nPEPMASS=300.1 1234.5\nCHARGE=abc\n100 1\nEND IONS\n"
     (err,) = read_spectra(io.StringIO(text))

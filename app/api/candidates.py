@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import zlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -98,8 +97,6 @@ async def import_molecules(
         return await run_in_threadpool(run)
     except CandidateFileError as exc:
         raise HTTPException(422, str(exc)) from None
-    except zlib.error as exc:  # a corrupt gzip stream that the readers do not catch
-        raise HTTPException(422, f"the upload is not a readable gzip file: {exc}") from None
 
 
 def _out(candidate: Any) -> CandidateOut:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from os import PathLike
@@ -96,7 +97,7 @@ def import_candidates(
         with open_entries(data, fmt, filename) as (found_format, entries):
             report = ImportReport(found_format)
             _import_entries(session, make_insert, entries, report, spec, source, batch_size)
-    except (OSError, EOFError) as exc:  # an unreadable file, a corrupt or cut gzip stream
+    except (OSError, EOFError, zlib.error) as exc:  # an unreadable file, a corrupt or cut gzip stream
         # Batches before the failure stay committed; importing the repaired file again adds the rest.
         raise CandidateFileError(f"cannot read the input: {exc}") from exc
     return report

@@ -18,6 +18,7 @@ import io
 import itertools
 import math
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,6 +214,9 @@ def _open_binary(source: str | Path | IO) -> tuple[IO[bytes] | IO[str], bool]:
     return source, False
 
 
+EMPTY_INPUT = "no spectra: the input is empty"
+
+
 def _text_lines(stream: IO[bytes] | IO[str], failure: list[SpectrumError]) -> Iterator[tuple[int, str | None]]:
     """(line number, text without line end) per line; text None for a line of binary data. A read failure
     (corrupt or cut gzip stream) ends the lines and is kept in ``failure``."""
@@ -230,7 +234,7 @@ def _text_lines(stream: IO[bytes] | IO[str], failure: list[SpectrumError]) -> It
                 text = text.lstrip("\ufeff")
             text = text.rstrip("\r\n")
             yield number, (None if _BINARY.search(text) else text)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: corrupt deflate data inside a gzip stream
         failure.append(SpectrumError(f"cannot read the input after line {number}: {exc}", line=number + 1))
 
 
@@ -362,7 +366,7 @@ def _read_mgf(lines: Iterable[tuple[int, str | None]], require_precursor: bool) 
         yield block.finish(require_precursor)
     if n_blocks == 0:
         if first_text is None:
-            yield SpectrumError("no spectra: the input is empty")
+            yield SpectrumError(EMPTY_INPUT)
         else:
             yield SpectrumError(
                 f"no spectra: no BEGIN IONS line (not an MGF file?); first text {first_text[1][:60]!r}",
@@ -450,7 +454,7 @@ def _read_msp(lines: Iterable[tuple[int, str | None]], require_precursor: bool) 
     if block is not None:
         yield _finish_msp(block, require_precursor)
     if n_blocks == 0:
-        yield SpectrumError("no spectra: the input is empty")
+        yield SpectrumError(EMPTY_INPUT)
 
 
 # --- public readers -------------------------------------------------------------------------------------------
@@ -500,7 +504,10 @@ def read_spectra(
                 break
         first = next((text.strip() for _, text in head if text), None)
         reader = _read_msp if (format or _guess_format(source, first)) == "msp" else _read_mgf
-        yield from _raise_or_yield(reader(itertools.chain(head, lines), require_precursor), strict)
+        items = reader(itertools.chain(head, lines), require_precursor)
+        # An input unreadable from its first byte is not "empty": the read failure alone is reported.
+        items = (item for item in items if not (failure and getattr(item, "reason", None) == EMPTY_INPUT))
+        yield from _raise_or_yield(items, strict)
         yield from _raise_or_yield(failure, strict)
     finally:
         if must_close:
