@@ -60,6 +60,9 @@ def test_reproduce_2x2_writes_report_and_resumes(shared_data, oracle_path, tmp_p
         assert all(0.0 <= v <= 1.0 for v in r["metrics"].values())
         stored = json.loads((run_dir(runs, "mnist-split", r["model"], r["supervision"]) / "result.json").read_text())
         assert stored["metrics"] == r["metrics"]
+        # the per-epoch validation scores, read from the trainer's metrics.jsonl
+        (epoch,) = r["valid_history"]
+        assert epoch["epoch"] == 1 and epoch["steps"] > 0 and 0.0 <= epoch["metrics"]["both"] <= 1.0
     assert report["paper"] == paper_results("mnist-split")
     assert report["settings"]["max_train"] == 200 and report["settings"]["n_test"] == 100
 
@@ -71,6 +74,9 @@ def test_reproduce_2x2_writes_report_and_resumes(shared_data, oracle_path, tmp_p
     assert f"| SVAE | 1 | {svae['both']:.3f} / 0.948 | {svae['top']:.3f} / 0.872 | {svae['bottom']:.3f} / 0.816 |" in md
     assert "| VAEVAE* | 1 | -- / 0.958 |" in md  # not in this sweep: the paper's number alone
     assert "![mnist-split" in md and "(mnist-split.png)" in md
+    assert "## Learning curves: validation `both` after each epoch" in md
+    first = report["results"][0]["valid_history"][0]["metrics"]["both"]
+    assert f"| svae | 1 | {first:.3f} |" in md
 
     png = out / "mnist-split.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

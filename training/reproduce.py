@@ -54,6 +54,20 @@ def stored_result(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None
     return record if same else None
 
 
+def valid_history(path: Path) -> list[dict[str, Any]]:
+    """The run's validation metrics after each epoch, from the trainer's ``path/metrics.jsonl``: a list of
+    ``{"epoch", "steps" (optimisation steps so far), "metrics"}`` (empty when the file is missing)."""
+    file = path / "metrics.jsonl"
+    if not file.exists():
+        return []
+    history, steps = [], 0
+    for line in file.read_text().splitlines():
+        row = json.loads(line)
+        steps += row.get("steps", 0)
+        history.append({"epoch": row["epoch"], "steps": steps, "metrics": row.get("metrics", {})})
+    return history
+
+
 def machine_description(device: str = "cpu", threads: int = 1) -> str:
     """One line: OS, CPU count, torch version, torch threads per run and the device the runs used."""
     import torch
@@ -134,6 +148,8 @@ def sweep(
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
             for future in [pool.submit(_run, dict(job)) for job in todo]:
                 done(future.result())
+    for (model, level), record in records.items():
+        record["valid_history"] = valid_history(run_dir(runs_dir, experiment, model, level))
     return [records[m, s] for m in models for s in levels]
 
 
@@ -155,6 +171,7 @@ def build_report(
             "model": r["model"], "supervision": r["supervision"], "metrics": metrics,
             "valid_metrics": r.get("valid_metrics"), "best_epoch": r.get("best_epoch"),
             "train_time_s": r.get("train_time_s"), "wall_time_s": r.get("wall_time_s"), "data": r.get("data"),
+            "valid_history": r.get("valid_history") or [],
         })  # fmt: skip
     epochs = sorted({r["epochs"] for r in records})
     first = records[0] if records else {}
@@ -232,6 +249,8 @@ def markdown_report(report: dict[str, Any], plot_name: str | None, notes: str | 
         cells = " | ".join(_fmt(r["metrics"].get(k)) for k in keys)
         lines.append(f"| {r['model']} | {r['supervision']:g} | {cells} | {r['best_epoch']} | {r['wall_time_s']:.0f} |")
 
+    lines += learning_curve_table(results, keys[0] if keys else None)
+
     paper = report["paper"]
     if paper:
         lines += ["", "## Beside the paper's numbers (ours / paper)", ""]
@@ -256,6 +275,25 @@ def markdown_report(report: dict[str, Any], plot_name: str | None, notes: str | 
     if notes:
         lines += ["", notes.strip()]
     return "\n".join(lines) + "\n"
+
+
+def learning_curve_table(results: Sequence[dict[str, Any]], key: str | None) -> list[str]:
+    """Markdown lines: the validation ``key`` after each epoch of every run (with the optimisation steps so far),
+    so a reader sees whether a model was still learning when its run stopped; no lines without histories."""
+    runs = [r for r in results if r.get("valid_history")]
+    if key is None or not runs:
+        return []
+    epochs = max(len(r["valid_history"]) for r in runs)
+    lines = ["", f"## Learning curves: validation `{key}` after each epoch", "",
+             "| model | supervision | " + " | ".join(str(e + 1) for e in range(epochs)) + " |",
+             "|---|---:|" + "---:|" * epochs]  # fmt: skip
+    for r in runs:
+        cells = [_fmt(h["metrics"].get(key)) for h in r["valid_history"]] + [""] * (epochs - len(r["valid_history"]))
+        lines.append(f"| {r['model']} | {r['supervision']:g} | " + " | ".join(cells) + " |")
+    steps = {f"{r['supervision']:g}": r["valid_history"][0]["steps"] for r in runs}
+    lines += ["", "Optimisation steps per epoch, by supervision level: "
+              + ", ".join(f"{level}: {n}" for level, n in steps.items()) + "."]  # fmt: skip
+    return lines
 
 
 def ordering_checks(report: dict[str, Any]) -> list[str]:
