@@ -30,8 +30,8 @@ def _settings(tmp_path, monkeypatch):
 def test_default_model_is_shipped_and_small():
     model = SpectraModel.load(DEFAULT_MODEL_DIR, device="cpu")
     assert model.model_name == "svae" and model.fingerprint_spec.text == "morgan2-2048+maccs"
-    assert model.binning.n_bins == 11_000
-    assert (DEFAULT_MODEL_DIR / "weights.pt").stat().st_size < 16 * 2**20
+    assert model.binning.n_bins == model.card["training"]["network"]["n_bins"] == 1_100  # 1 Da bins: a small model
+    assert (DEFAULT_MODEL_DIR / "weights.pt").stat().st_size < 6 * 2**20
     for key in ("data", "split", "supervision", "fingerprint_spec", "binning", "training", "test_metrics"):
         assert key in model.card
     assert "test_metrics" in (DEFAULT_MODEL_DIR / "README.md").read_text().lower().replace(" ", "_")

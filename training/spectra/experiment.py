@@ -9,9 +9,10 @@ their fingerprint); the other training structures give unpaired spectra and unpa
 :func:`training.spectra.data.semi_supervised_data`).
 
 Sizes: ``size="small"`` (default) is the configuration that trains on two CPU cores in minutes and ships as the
-default model: spectrum encoder 11,000 -> 128 -> 128 (BatchNorm, ReLU), fingerprint encoder 2,215 -> 256 -> 256,
-decoders mirrored, latent 64; ``size="paper"`` is Tables A.8/A.9 with latent 300 (about 300 M parameters for SVAE:
-a GPU job). Adam, lr 1e-3, batch 256 by default (the paper: 1e-4, 250, 140 epochs).
+default model: spectrum encoder n_bins -> 128 -> 128 (BatchNorm, ReLU; n_bins = 11,000 at the default 0.1 Da bins,
+1,100 in the shipped model), fingerprint encoder 2,215 -> 256 -> 256, decoders mirrored, latent 64;
+``size="paper"`` is Tables A.8/A.9 with latent 300 (about 300 M parameters for SVAE: a GPU job). Adam, lr 1e-3,
+batch 256 by default (the paper: 1e-4, 250, 140 epochs).
 
 Files in ``out_dir``: the trainer's (``metrics.json`` per epoch, ``best.pt``, ``last.pt`` ...), ``split.json``,
 ``model/`` (the best epoch as a model directory, usable with ``--model``) and ``result.json`` (what is returned).

@@ -4,8 +4,9 @@ ranking, on the held-out TEST structures, written to ``reports/spectra.json`` an
     python -m training.spectra.report --data ../shared/data --epochs 30
 
 Runs go through ``training.reproduce.sweep`` into ``runs/spectra/MODEL_sLEVEL/`` one after another (one torch
-thread); a run whose ``result.json`` holds the same settings is read back, so the default model's run
-(``runs/spectra/svae_s1``, see ``training.spectra.default_model``) is reused and an interrupted sweep resumes.
+thread); a run whose ``result.json`` holds the same settings is read back, so an interrupted sweep resumes. The
+sweep bins at 0.1 Da (the paper's 11,000 features); the shipped default model (``training.spectra.default_model``)
+bins at 1 Da and has its own run directory.
 """
 
 from __future__ import annotations
