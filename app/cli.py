@@ -5,18 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 EXPERIMENTS = ["mnist-split", "mnist-split-3", "mnist-svhn", "cub-captions", "spectra"]
 MODELS = ["svae", "svae-star", "vaevae", "vaevae-a", "vaevae-star", "mmvae", "mvae", "jmvae"]
-
-
-def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(_: argparse.Namespace) -> int:
-        print(f"msvae {name}: not yet implemented", file=sys.stderr)
-        return 2
-
-    return run
 
 
 def _db_upgrade(_: argparse.Namespace) -> int:
@@ -58,11 +50,24 @@ def _train(args: argparse.Namespace) -> int:
     from training.trainer import seed_everything
 
     out = args.out or f"runs/{args.experiment}/{args.model}_s{args.supervision:g}"
+    binning = {k: v for k, v in (("bin_width", args.bin_width), ("intensity", args.intensity)) if v is not None}
+    if binning:
+        from models.featurize.binning import BinningSpec
+
+        if args.experiment != "spectra":
+            print(f"msvae train {args.experiment}: --bin-width and --intensity are for spectra only", file=sys.stderr)
+            return 2
+        try:
+            BinningSpec(**binning)  # a bad setting fails here, before any data is read
+        except ValueError as err:
+            print(f"msvae train spectra: {err}", file=sys.stderr)
+            return 2
+    options = {**_quick_run_options(args), **({"binning": binning} if binning else {})}
     seed_everything(args.seed)
     try:
         record = get_train_one(args.experiment)(
             args.model, args.supervision, epochs=args.epochs, data_dir=_data_dir(args.data), out_dir=out,
-            device=args.device, seed=args.seed, **_quick_run_options(args),
+            device=args.device, seed=args.seed, **options,
         )  # fmt: skip
     except (FileNotFoundError, ImportError) as err:
         print(f"msvae train {args.experiment}: {err}", file=sys.stderr)
@@ -171,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-test", type=int, default=None, help="score the first N test samples (quick runs)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's)")
     p.add_argument("--oracle", default=None, help="MNIST-Split oracle file (default data/oracles/mnist_resnet18.pt)")
+    p.add_argument("--bin-width", type=float, default=None, help="spectra: m/z bin width in Da (default 0.1)")
+    p.add_argument("--intensity", default=None, help="spectra: sqrt (default), log1p (the paper's code) or linear")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("reproduce", help="run the paper's sweep for an experiment")

@@ -1,19 +1,22 @@
 """The spectra experiment: MassBank featurized, supervision by structure, candidate protocols against brute force,
-the random baseline's closed form, pool retrieval against the ranking definition, and a tiny train_one run."""
+the random baseline's closed form, pool retrieval against the ranking definition, a tiny train_one run, and
+`msvae train spectra` with its binning options on the first 600 MassBank spectra."""
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
 import pytest
 import torch
 
+from app.cli import main as cli_main
 from models.featurize import fingerprint_bits
 from models.retrieval import candidate_scores
 from models.spectra_model import SpectraModel
 from training.spectra.baseline import random_ranking_report
-from training.spectra.data import load_spectra_data, semi_supervised_data
+from training.spectra.data import MASSBANK_FILE, load_spectra_data, semi_supervised_data
 from training.spectra.evaluate import Protocol, candidate_rows, pool_retrieval
 from training.spectra.experiment import train_one
 from training.spectra.report import build_report, write_report
@@ -122,3 +125,31 @@ def test_train_one_tiny_run(shared_data, tmp_path):
     assert report["results"][0]["metrics"] == record["metrics"] and report["epochs"] == [1]
     text = paths["markdown"].read_text()
     assert text.count("| svae | 0.5 |") == 2 and text.count("| random |") == 2 and "`the command`" in text
+
+
+def _first_spectra(source, target, n: int) -> None:
+    """Copy the first ``n`` spectra of a gzipped MGF into another gzipped MGF."""
+    with gzip.open(source, "rt") as src, gzip.open(target, "wt") as dst:
+        for line in src:
+            dst.write(line)
+            n -= line.strip() == "END IONS"
+            if n == 0:
+                return
+
+
+def test_cli_train_spectra_with_binning_options(shared_data, tmp_path, capsys):
+    data_dir = tmp_path / "data"
+    (data_dir / "massbank").mkdir(parents=True)
+    _first_spectra(shared_data / MASSBANK_FILE, data_dir / MASSBANK_FILE, 600)
+    argv = ["train", "spectra", "--model", "svae", "--supervision", "0.5", "--epochs", "1", "--data", str(data_dir),
+            "--out", str(tmp_path / "run"), "--device", "cpu", "--max-valid", "50"]  # fmt: skip
+    assert cli_main([*argv, "--bin-width", "1", "--intensity", "log1p"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["data"]["binning"]["bin_width"] == 1.0 and record["data"]["binning"]["intensity"] == "log1p"
+    model = SpectraModel.load(tmp_path / "run" / "model", device="cpu")
+    assert model.binning.n_bins == 1100 and model.binning.intensity == "log1p"
+
+    assert cli_main([*argv, "--intensity", "cube"]) == 2
+    assert "intensity 'cube' is not one of sqrt, log1p, linear" in capsys.readouterr().err
+    assert cli_main(["train", "mnist-split", "--model", "svae", "--bin-width", "1"]) == 2
+    assert "for spectra only" in capsys.readouterr().err
