@@ -92,7 +92,8 @@ def _reproduce(args: argparse.Namespace) -> int:
         paths = reproduce(
             args.experiment, args.models, args.supervision_levels, out_dir=args.out_dir, epochs=args.epochs,
             data_dir=_data_dir(args.data), runs_dir=args.runs_dir, device=args.device, seed=args.seed,
-            jobs=args.jobs, threads=args.threads, command=shlex.join(["msvae", *args.argv]), **_quick_run_options(args),
+            jobs=args.jobs, threads=args.threads, command=shlex.join(["msvae", *args.argv]),
+            stored_only=args.stored_only, **_quick_run_options(args),
         )  # fmt: skip
     except (FileNotFoundError, ImportError) as err:
         print(f"msvae reproduce {args.experiment}: {err}", file=sys.stderr)
@@ -197,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once, each in its own process")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--stored-only", action="store_true",
+                   help="train nothing: report the runs already in --runs-dir, list the missing ones")  # fmt: skip
     p.set_defaults(func=_reproduce)
 
     p = sub.add_parser("oracle", help="train and cache the MNIST-Split ResNet-18 oracle")

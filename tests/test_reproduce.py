@@ -93,6 +93,15 @@ def test_reproduce_2x2_writes_report_and_resumes(shared_data, oracle_path, tmp_p
     assert stored_result(run_dir(runs, "mnist-split", "svae", 1.0), {"epochs": 2}) is None
     assert stored_result(run_dir(runs, "mnist-split", "svae", 1.0), {"epochs": 1, "max_train": 200}) is not None
 
+    # --stored-only trains nothing: the missing runs are listed, the stored ones reported
+    only = [a if a != "mmvae" else "vaevae" for a in argv] + ["--stored-only"]
+    assert main(only) == 0
+    assert not run_dir(runs, "mnist-split", "vaevae", 1.0).exists()
+    report = json.loads((out / "mnist-split.json").read_text())
+    assert [(r["model"], r["supervision"]) for r in report["results"]] == [("svae", 1.0), ("svae", 0.1)]
+    assert report["missing_runs"] == ["vaevae s=1", "vaevae s=0.1"]
+    assert "- Not run (no stored result; left out): vaevae s=1, vaevae s=0.1" in (out / "mnist-split.md").read_text()
+
 
 def test_ordering_checks_state_the_facts():
     results = [

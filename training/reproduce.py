@@ -105,12 +105,14 @@ def sweep(
     jobs: int = 1,
     threads: int = 1,
     progress: bool = True,
+    stored_only: bool = False,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
     """Train (or read back) every (model, level) run; returns their result records, models outer, levels inner.
 
     ``overrides`` go to every ``train_one`` (e.g. ``max_train``, ``max_valid``, ``oracle``); those left None are
     not passed. ``jobs > 1`` trains that many runs at once in spawned processes of ``threads`` torch threads each.
+    ``stored_only``: train nothing; runs without a stored result with these settings are left out of the list.
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
     get_train_one(experiment)  # fail early on an unknown or missing experiment
@@ -128,6 +130,10 @@ def sweep(
             todo.append({"experiment": experiment, "model_name": model, "supervision": level, "epochs": epochs,
                          "data_dir": str(data_dir), "out_dir": str(out_dir), "device": device, "seed": seed,
                          "threads": threads, **overrides})  # fmt: skip
+    if stored_only:
+        for job in todo:
+            _say(progress, f"{experiment} {job['model_name']} s={job['supervision']:g}: no stored result, not trained")
+        todo = []
 
     def done(record: dict[str, Any]) -> None:
         records[record["model"], record["supervision"]] = record
@@ -150,7 +156,7 @@ def sweep(
                 done(future.result())
     for (model, level), record in records.items():
         record["valid_history"] = valid_history(run_dir(runs_dir, experiment, model, level))
-    return [records[m, s] for m in models for s in levels]
+    return [records[m, s] for m in models for s in levels if (m, s) in records]
 
 
 def _say(enabled: bool, line: str) -> None:
@@ -159,10 +165,17 @@ def _say(enabled: bool, line: str) -> None:
 
 
 def build_report(
-    experiment: str, records: Sequence[dict[str, Any]], *, command: str, machine: str, wall_time_s: float
+    experiment: str,
+    records: Sequence[dict[str, Any]],
+    *,
+    command: str,
+    machine: str,
+    wall_time_s: float,
+    missing: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The report of DESIGN.md: experiment, epochs, machine, results (DESIGN's metric keys), the paper's numbers;
-    plus the command, the sweep's wall time, the settings of the runs and per-run details."""
+    plus the command, the sweep's wall time, the settings of the runs, per-run details and the runs of the asked
+    grid that were not on disk (``missing``, with ``--stored-only``)."""
     keys = METRIC_KEYS.get(experiment)
     results = []
     for r in records:
@@ -189,6 +202,7 @@ def build_report(
         "run_time_s_total": round(sum(r.get("wall_time_s") or 0 for r in records), 1),
         "sweep_span_s": sweep_span(records),
         "settings": settings,
+        "missing_runs": list(missing),
     }
 
 
@@ -238,6 +252,8 @@ def markdown_report(report: dict[str, Any], plot_name: str | None, notes: str | 
         f"{_minutes(report['run_time_s_total'])} summed over the runs; {_minutes(report['wall_time_s'])} for the last "
         "command (runs already on disk are read back)",
     ]
+    if report.get("missing_runs"):
+        lines.append(f"- Not run (no stored result; left out): {', '.join(report['missing_runs'])}")
     if s.get("oracle"):
         o = s["oracle"]
         lines.append(f"- Oracle: {o.get('path')} (ResNet-18 width {o.get('width')}, {o.get('epochs')} epochs, "
@@ -396,10 +412,13 @@ def reproduce(
 ) -> dict[str, Path]:
     """:func:`sweep` then :func:`write_report`; ``command`` is recorded (default: this process's command line)."""
     start = time.perf_counter()
-    records = sweep(experiment, models or TABLE_1_MODELS, levels or SUPERVISION_LEVELS, **sweep_kwargs)
+    models, levels = models or TABLE_1_MODELS, levels or SUPERVISION_LEVELS
+    records = sweep(experiment, models, levels, **sweep_kwargs)
+    done = {(r["model"], r["supervision"]) for r in records}
     device = records[0]["device"] if records else str(sweep_kwargs.get("device", "cpu"))
     report = build_report(
         experiment, records, command=command or " ".join(shlex.quote(a) for a in ["msvae", *sys.argv[1:]]),
         machine=machine_description(device, sweep_kwargs.get("threads", 1)), wall_time_s=time.perf_counter() - start,
+        missing=[f"{m} s={s:g}" for m in models for s in levels if (m, s) not in done],
     )  # fmt: skip
     return write_report(report, out_dir)
