@@ -8,6 +8,7 @@ looks every 0.1 s whether the client is still there; when it is not, the work is
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
@@ -21,6 +22,7 @@ from app.service import Service
 from app.settings import setting_name
 from models.featurize.reading import InputTooLarge
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 _POLL_SECONDS = 0.1
 RETRY_AFTER_SECONDS = 5
@@ -55,4 +57,5 @@ async def run_work(request: Request, work: Callable[[Budget], T], *, heavy: bool
             503, f"the server is busy: {exc}; retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)}
         ) from None
     except WorkCancelled:
+        log.info("%s %s: the client disconnected; its work was stopped", request.method, request.url.path)
         raise HTTPException(CLIENT_CLOSED, "the client closed the connection; the work was stopped") from None

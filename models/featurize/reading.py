@@ -113,18 +113,19 @@ def _head(stream: IO[bytes], n: int) -> bytes:
 
 
 def _encoding(head: bytes) -> str:
-    """The text encoding of an input starting with ``head``: by byte-order mark, else UTF-16 when every other byte
-    of ASCII text is zero, else UTF-8 (with the Latin-1 fallback)."""
+    """The text encoding of an input starting with ``head``: by byte-order mark, else UTF-16 when most bytes at
+    even (big-endian) or odd (little-endian) positions are zero, as in ASCII-range text, else UTF-8 (with the
+    Latin-1 fallback). Text in UTF-8 or Latin-1 has no zero bytes: those are binary data."""
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    pairs = len(head) // 2 * 2
-    if pairs >= 4:
-        even, odd = head[0:pairs:2], head[1:pairs:2]
-        if not odd.strip(b"\x00") and even.strip(b"\x00"):
+    pairs = len(head) // 2
+    if pairs >= 2:
+        zeros_even, zeros_odd = head[0 : 2 * pairs : 2].count(0), head[1 : 2 * pairs : 2].count(0)
+        if zeros_odd >= 0.7 * pairs and zeros_even <= 0.1 * pairs:
             return "utf-16-le"
-        if not even.strip(b"\x00") and odd.strip(b"\x00"):
+        if zeros_even >= 0.7 * pairs and zeros_odd <= 0.1 * pairs:
             return "utf-16-be"
     return "utf-8"
 
