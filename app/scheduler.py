@@ -46,8 +46,13 @@ class Budget:
         self.seconds = seconds
         self.deadline = deadline if deadline is not None else time.monotonic() + seconds
         self._cancelled = threading.Event()
-        self._light_of: Scheduler | None = None  # the scheduler whose light slot the work holds
+        self._scheduler: Scheduler | None = None  # while the work holds a light slot: whose
         self._light_until = float("inf")  # while in a light slot: when the work must move to a heavy one
+
+    @property
+    def in_light_slot(self) -> bool:
+        """Whether the work holds a light slot (not yet moved to a heavy one)."""
+        return self._scheduler is not None
 
     def cancel(self) -> None:
         """Stop the work at its next check (the client disconnected)."""
@@ -63,9 +68,8 @@ class Budget:
     def check(self) -> None:
         """:meth:`alive`, and the move to a heavy slot once the work has had its ``light_seconds``."""
         self.alive()
-        if self._light_of is not None and time.monotonic() > self._light_until:
-            self._light_until = float("inf")
-            self._light_of.promote(self)
+        if self._scheduler is not None and time.monotonic() > self._light_until:
+            self._scheduler.promote(self)
 
 
 class Scheduler:
@@ -78,22 +82,26 @@ class Scheduler:
         self._heavy = threading.BoundedSemaphore(heavy_slots)
         self._waiting = 0
         self._lock = threading.Lock()
+        self._holding = threading.local()  # the slot the current thread's work holds, if any
 
     def run(self, budget: Budget, work: Callable[[], T], *, heavy: bool = False) -> T:
         """Run ``work`` (in the calling thread) in a light slot, or from the start in a heavy one when ``heavy``
         (work known to be large that cannot check its budget); give the slot back after it."""
-        if heavy:
-            self._acquire_heavy(budget)
-        else:
-            _acquire(self._light, budget)
-            budget._light_of, budget._light_until = self, time.monotonic() + self.light_seconds
         try:
+            if heavy:
+                self._take_heavy(budget)
+            else:
+                _acquire(self._light, budget)
+                self._holding.slot = self._light
+                budget._scheduler, budget._light_until = self, time.monotonic() + self.light_seconds
             return work()
         finally:
-            in_heavy = budget._light_of is None
-            (self._heavy if in_heavy else self._light).release()
-            budget._light_of = None
-            if in_heavy:
+            budget._scheduler = None
+            held = getattr(self._holding, "slot", None)
+            self._holding.slot = None
+            if held is not None:
+                held.release()
+            if held is self._heavy:
                 release_memory()
 
     def run_background(self, work: Callable[[], T]) -> T:
@@ -106,20 +114,24 @@ class Scheduler:
             release_memory()
 
     def promote(self, budget: Budget) -> None:
-        """Move ``budget``'s work from its light slot to a heavy one (called by :meth:`Budget.check`)."""
-        self._acquire_heavy(budget)
+        """Move ``budget``'s work from its light slot to a heavy one (called by :meth:`Budget.check`). The light
+        slot is given back first: work waiting for a heavy slot must not keep small requests waiting."""
+        budget._scheduler = None
+        self._holding.slot = None
         self._light.release()
-        budget._light_of = None
+        self._take_heavy(budget)
 
-    def _acquire_heavy(self, budget: Budget) -> None:
+    def _take_heavy(self, budget: Budget) -> None:
         with self._lock:
             if self._heavy.acquire(blocking=False):
+                self._holding.slot = self._heavy
                 return
             if self._waiting >= self.max_waiting:
                 raise ServerBusy(f"{self._waiting} requests already wait for a heavy work slot")
             self._waiting += 1
         try:
             _acquire(self._heavy, budget)
+            self._holding.slot = self._heavy
         finally:
             with self._lock:
                 self._waiting -= 1
