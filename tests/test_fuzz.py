@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from models.featurize.mgf import InputTooLarge, ReadLimits, Spectrum, SpectrumError, read_spectra
 
 LIMITS = ReadLimits(max_bytes=1 << 20, max_spectra=20, max_peaks=50)
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ANY_TEXT = st.text(st.characters(categories=["L", "N", "P", "S", "Z", "C"]), max_size=30)  # "C": controls, surrogates
 NUMBERS = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),

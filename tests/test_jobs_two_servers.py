@@ -29,7 +29,7 @@ def test_two_servers_annotate_each_spectrum_of_a_job_once(backend: str, tmp_path
     sample = massbank_sample(shared_data, N_SPECTRA, distinct=False)
     with scratch_database(backend, tmp_path) as url:
         env = server_env(url, serving_model(tmp_path), tmp_path, WORKER_POLL_SECONDS="0.2")
-        first = LiveServer(env, tmp_path / "first.log").start()
+        first = LiveServer(env, tmp_path / "first.log").start()  # migrates the database
         second = LiveServer(env, tmp_path / "second.log")
         try:
             second.start()

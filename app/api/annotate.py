@@ -28,13 +28,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _JOBS_HINT = "; send larger batches to POST /v1/jobs"
 
 
-def parse_mgf(
-    data: bytes, settings: Settings, *, job: bool, budget: Budget | None = None
-) -> tuple[list[Spectrum], list[dict[str, Any]]]:
-    """(spectra, rejections) of an uploaded MGF (or MSP; plain or gzip), within the limits of a synchronous request
-    or of a job (``job``); :class:`InputTooLarge` past them."""
-    check = budget.check if budget is not None else None
-    return split_spectra(read_spectra(io.BytesIO(data), limits=settings.read_limits(job=job, check=check)))
+def parse_mgf(data: bytes, settings: Settings, budget: Budget) -> tuple[list[Spectrum], list[dict[str, Any]]]:
+    """(spectra, rejections) of an uploaded MGF (or MSP; plain or gzip), within the limits of a synchronous request;
+    :class:`InputTooLarge` past them."""
+    return split_spectra(read_spectra(io.BytesIO(data), limits=settings.read_limits(job=False, check=budget.check)))
 
 
 def _given_candidates(item: Any, settings: Settings) -> list[str] | str | None:
@@ -58,14 +55,14 @@ def _given_candidates(item: Any, settings: Settings) -> list[str] | str | None:
 
 
 def parse_json_spectra(
-    body: bytes, settings: Settings, budget: Budget | None = None
+    body: bytes, settings: Settings, budget: Budget
 ) -> tuple[list[Spectrum], list[dict[str, Any]], dict[int, list[str]]]:
     """(spectra, rejections, candidate SMILES by spectrum index) of a JSON ``{"spectra": [...]}`` body."""
     payload = parse_json(body, settings.max_json_depth)
     if not isinstance(payload, dict) or not isinstance(payload.get("spectra"), list):
         raise HTTPException(422, 'the JSON body must be an object {"spectra": [...]}')
     items = payload["spectra"]
-    limits = settings.read_limits(job=False, check=budget.check if budget is not None else None)
+    limits = settings.read_limits(job=False, check=budget.check)
     spectra, rejected = split_spectra(read_spectra_from_json(items, limits=limits))
     given: dict[int, list[str]] = {}
     kept = []
@@ -121,7 +118,7 @@ async def annotate_spectra(
         given: dict[int, list[str]] = {}
         try:
             if kind == "multipart/form-data":
-                spectra, rejected = parse_mgf(data, settings, job=False, budget=budget)
+                spectra, rejected = parse_mgf(data, settings, budget)
             else:
                 spectra, rejected, given = parse_json_spectra(body, settings, budget)
         except InputTooLarge as exc:

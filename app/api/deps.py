@@ -8,7 +8,6 @@ from fastapi import Depends, HTTPException, Query, Request
 from starlette.datastructures import UploadFile
 
 from app.service import ModelNotServed, Service
-from app.settings import Settings
 from models.spectra_model import SpectraModel
 
 MODEL = Query(None, max_length=255, description="model name (default: the served model)")
@@ -20,14 +19,6 @@ async def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
-
-
-async def get_settings(service: ServiceDep) -> Settings:
-    """The settings the server runs with."""
-    return service.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def served_model(service: ServiceDep, model: str | None = MODEL) -> SpectraModel:
