@@ -20,7 +20,7 @@ from app.annotation import (
     store_candidates,
 )
 from app.candidates.readers import CandidateFileError
-from app.settings import Settings
+from app.settings import Settings, get_settings
 from models.featurize.mgf import Spectrum, SpectrumError, read_spectra
 from models.spectra_model import SpectraModel, resolve_model_path
 
@@ -113,7 +113,7 @@ def _reading_errors(errors: list[SpectrumError]) -> list[dict[str, Any]]:
 
 def run_annotate(args: Any) -> int:
     """``msvae annotate QUERY [--candidates DIR] [--top-k] [--ppm] [--model] [--out FILE.tsv/.json]``."""
-    settings = Settings()
+    settings = get_settings()
     try:
         spectra, read_errors = read_query(args.query)
         model = load_model(args.model, settings)
@@ -145,7 +145,7 @@ def run_annotate(args: Any) -> int:
 
 def run_evaluate_retrieval(args: Any) -> int:
     """``msvae evaluate-retrieval QUERY --candidates DIR [--model M] [--out R.json]``."""
-    settings = Settings()
+    settings = get_settings()
     out = Path(args.out) if args.out else Path(f"{Path(args.query).name.split('.')[0]}.retrieval.json")
     try:
         spectra, read_errors = read_query(args.query)

@@ -12,10 +12,10 @@ MODELS = ["svae", "svae-star", "vaevae", "vaevae-a", "vaevae-star", "mmvae", "mv
 
 
 def _db_upgrade(_: argparse.Namespace) -> int:
-    from app.settings import Settings
+    from app.settings import get_settings
     from migrations import current_revision, upgrade_database
 
-    url = Settings().database_url
+    url = get_settings().database_url
     upgrade_database(url)
     print(f"database at revision {current_revision(url)} (head)")
     return 0
@@ -38,9 +38,9 @@ def _data_dir(value: str | None) -> str:
     """``--data``, else ``MSVAE_DATA_DIR`` (the settings' data folder)."""
     if value is not None:
         return value
-    from app.settings import Settings
+    from app.settings import get_settings
 
-    return str(Settings().data_dir)
+    return str(get_settings().data_dir)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `msvae` console script."""
+    from app.settings import get_settings
+
+    get_settings.cache_clear()  # each command reads the environment as it is when it runs
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in reports
     return int(args.func(args) or 0)

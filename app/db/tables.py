@@ -111,5 +111,9 @@ class JobSpectrum(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker annotating a pending spectrum claims it first (app.db.jobs.claim_spectra); a claim older than the
+    # lease is free again (its worker died), so no spectrum is annotated by two workers at once.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     job: Mapped[Job] = relationship(back_populates="spectra")
