@@ -69,7 +69,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     ``workers`` processes loads the model once and runs a job worker)."""
     import uvicorn
 
-    from migrations import upgrade_database
+    from app.db.migrate import upgrade_database
 
     upgrade_database(Settings().database_url)
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers)

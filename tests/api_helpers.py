@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.live_server import LiveServer
+from live_server import LiveServer
+
 from models.spectra_model import DEFAULT_MODEL_DIR, SpectraModel
 
 MASSBANK = "massbank/massbank-pos-ms2.mgf.gz"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from databases import database_url_fixture
 
-from app.candidates.cli import run_import
+from app.cli.candidates import run_import
 from app.db import Candidate, Database
-from app.db.testing import database_url_fixture
 
 db_url = database_url_fixture()
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from databases import database_url_fixture
 
 import app.db.tables  # noqa: F401  (registers the tables)
 from app.db import Base, make_engine
-from app.db.testing import database_url_fixture
-from migrations import current_revision, downgrade_database, head_revision, upgrade_database
+from app.db.migrate import current_revision, downgrade_database, head_revision, upgrade_database
 
 db_url = database_url_fixture()
 

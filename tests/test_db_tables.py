@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from databases import database_url_fixture, migrated_database
 from sqlalchemy.exc import IntegrityError
 
 from app.db import Candidate, Database, Job, JobSpectrum, ModelRecord
 from app.db.jobs import create_job, finish_job, next_job, pending_spectra, record_spectrum, start_job
-from app.db.testing import database_url_fixture, migrated_database
 
 db_url = database_url_fixture()
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from api_helpers import serving_model
-
-from app.db.testing import database_params, scratch_database
+from databases import database_params, scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = 8000  # the port the containers use; the commands are run unchanged

@@ -247,36 +247,3 @@ def oracle_record(path: str | Path) -> dict | None:
     """The JSON record written beside a trained oracle, or None."""
     p = Path(path).with_suffix(".json")
     return json.loads(p.read_text()) if p.exists() else None
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m training.oracles``: train and cache the MNIST-Split oracle, print its record."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Train the MNIST-Split ResNet-18 oracle and cache it.")
-    parser.add_argument("--data", required=True, help="mnist.npz, or a folder holding it (or mnist/mnist.npz)")
-    parser.add_argument("--out", default="data/oracles", help="cache folder (writes mnist_resnet18.pt and .json)")
-    parser.add_argument("--epochs", type=int, default=10, help="the paper: 10")
-    parser.add_argument("--width", type=int, default=64, help="channels of the first stage; the paper: 64")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--log-every", type=int, default=100, help="print the loss every N steps (0: never)")
-    args = parser.parse_args(argv)
-    _, record = train_mnist_oracle(
-        args.data,
-        Path(args.out) / MNIST_ORACLE_FILE,
-        args.epochs,
-        args.width,
-        args.batch_size,
-        args.lr,
-        args.seed,
-        args.device,
-        args.log_every,
-    )
-    print(json.dumps(record, indent=2))
-
-
-if __name__ == "__main__":
-    main()
