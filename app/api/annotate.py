@@ -25,7 +25,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for c
 
 
 def parse_mgf(data: bytes) -> tuple[list[Spectrum], list[dict[str, Any]]]:
-    """(spectra, rejections) of an uploaded MGF (or MSP; plain or gzip)."""
+    """(spectra, rejections) of an uploaded spectrum file: MGF, MSP, mzML or mzXML, plain or gzip."""
     return split_spectra(read_spectra(io.BytesIO(data)))
 
 

@@ -484,17 +484,24 @@ def read_spectra(
     format: str | None = None,
     require_precursor: bool = True,
 ) -> Iterator[Spectrum | SpectrumError]:
-    """Stream the spectra of an MGF or MSP file (plain or gzip), a path or an open file (text or binary).
+    """Stream the spectra of an MGF, MSP, mzML or mzXML file (plain or gzip), a path or an open file (text or binary).
 
     Yields a :class:`Spectrum` per good spectrum and a :class:`SpectrumError` per bad one (``strict=True``: raises
     the first error instead). An input with no spectrum at all yields (or raises) a "no spectra" error; a file that
     cannot be read to its end (a corrupt or cut gzip stream) yields what came before and then an error.
-    ``format``: "mgf", "msp" or None (by file suffix, else MSP when the first text line starts with ``Name:``).
+    ``format``: "mgf", "msp", "mzml", "mzxml" or None (mzML/mzXML by their XML root element, see
+    :mod:`models.featurize.mzml`; else by file suffix, else MSP when the first text line starts with ``Name:``).
     """
-    if format not in (None, "mgf", "msp"):
-        raise ValueError(f"unknown spectrum format {format!r}; use 'mgf' or 'msp'")
+    from models.featurize.mzml import XML_FORMATS, peek_xml_format, read_xml_spectra
+
+    if format not in (None, "mgf", "msp", *XML_FORMATS):
+        raise ValueError(f"unknown spectrum format {format!r}; use 'mgf', 'msp', 'mzml' or 'mzxml'")
     stream, must_close = _open_binary(source)
     try:
+        xml = format if format in XML_FORMATS else None if format else peek_xml_format(stream)
+        if xml:
+            yield from _raise_or_yield(read_xml_spectra(stream, xml, require_precursor=require_precursor), strict)
+            return
         failure: list[SpectrumError] = []
         lines = _text_lines(stream, failure)
         head: list[tuple[int, str | None]] = []
