@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from app.annotation import CandidateSet, annotate, candidates_from_smiles, store_candidates
+from app.annotation import CandidateSet, annotate, candidates_from_smiles, no_candidate_note, store_candidates
 from app.candidates.store import CandidateStore
 from app.db import Database
 from app.settings import Settings
@@ -139,8 +139,10 @@ class Service:
         for spectrum, item in zip(usable, annotate(model, usable, candidates_for, top_k), strict=True):
             if "error" in item:
                 rejected.append(item["error"])
-            else:
-                results.append({"index": spectrum.index, **item})
+                continue
+            if not item["n_candidates"] and spectrum.index not in given_sets:
+                item["note"] = no_candidate_note(spectrum, ppm, len(self.store))
+            results.append({"index": spectrum.index, **item})
         return results, sorted(rejected, key=_by_index)
 
     def close(self) -> None:

@@ -176,6 +176,17 @@ def test_an_import_is_seen_by_the_next_annotation(client: httpx.Client) -> None:
     assert caffeine in {c["smiles"] for c in after["candidates"]}
 
 
+def test_a_spectrum_without_candidates_in_the_window_says_what_to_do(client: httpx.Client) -> None:
+    peaks = [[100.0, 5.0], [200.0, 10.0]]
+    heavy = {"title": "heavy", "precursor_mz": 1234.5678, "peaks": peaks}
+    query = {"spectra": [heavy, {**heavy, "title": "given", "candidates": ["CCO"]}]}
+    heavy, given = client.post("/v1/annotate", json=query, params={"ppm": 5}).json()["results"]
+    assert (heavy["n_candidates"], heavy["candidates"]) == (0, [])
+    assert "no candidate within 5 ppm of neutral mass 1233.5605" in heavy["note"]  # 1234.5678 - proton
+    assert "msvae candidates import FILE" in heavy["note"]
+    assert given["n_candidates"] == 1 and given["note"] is None  # candidates given: nothing to say
+
+
 def test_bad_spectra_are_listed_and_the_others_annotated(client: httpx.Client) -> None:
     mgf = (
         b"BEGIN IONS\nTITLE=good\nPEPMASS=195.0877\n138.07 100\nEND IONS\n"

@@ -164,7 +164,7 @@ def run_annotate(
     directory, else from the database within ``ppm``), write TSV or JSON to ``out`` (default: TSV on standard
     output) and report every rejection on standard error. Returns the exit status: 0, or 1 when nothing was
     annotated."""
-    from app.annotation import annotate
+    from app.annotation import annotate, no_candidate_note
     from app.settings import Settings
 
     settings = Settings()
@@ -174,6 +174,10 @@ def run_annotate(
         rejected_rows: list[str] = []
         with _candidates(candidates, settings, served, ppm, rejected_rows) as candidates_for:
             results = annotate(served, spectra, candidates_for, top_k)
+        if candidates is None:
+            for spectrum, item in zip(spectra, results, strict=True):
+                if "error" not in item and not item["n_candidates"]:
+                    item["note"] = no_candidate_note(spectrum, ppm)
     except CommandError as exc:
         _say(f"msvae annotate: {exc}")
         return 1
@@ -185,6 +189,9 @@ def run_annotate(
             _say(f"rejected spectrum {e['index']} (TITLE={e['title']!r}): {e['reason']}")
     for row in rejected_rows:
         _say(f"rejected candidate {row}")
+    for item in results:
+        if "note" in item:
+            _say(f"spectrum {item['title']!r}: {item['note']}")
     annotated = sum("error" not in item for item in results)
     _say(f"{query}: annotated {annotated} of {len(spectra) + len(read_errors)} spectra with model {served.name!r}")
     if out and out.lower().endswith(".json"):

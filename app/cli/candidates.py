@@ -20,14 +20,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def run_import(file: str, source: str | None = None) -> int:
     """Import ``file`` into ``MSVAE_DATABASE_URL`` (migrating it first); print the counts and every rejected
     record. Returns the exit status: 0, or 1 when the file cannot be read at all."""
-    from sqlalchemy import select
-
+    from app.candidates.default import served_fingerprint_spec
     from app.candidates.importer import import_candidates
     from app.candidates.readers import CandidateFileError
-    from app.db import Database, ModelRecord
+    from app.db import Database
     from app.db.migrate import upgrade_database
     from app.settings import Settings
-    from models.featurize.fingerprints import DEFAULT_FINGERPRINT_SPEC
 
     settings = Settings()
     path = Path(file)
@@ -38,9 +36,7 @@ def run_import(file: str, source: str | None = None) -> int:
     database = Database(settings.database_url)
     try:
         with database.session() as session:
-            # the spec of the model the service serves, when it is registered; else the default spec
-            registered = session.scalar(select(ModelRecord.fingerprint_spec).where(ModelRecord.name == settings.model))
-            spec = registered or DEFAULT_FINGERPRINT_SPEC
+            spec = served_fingerprint_spec(settings)
             report = import_candidates(session, path, source=source or path.name, spec=spec)
     except CandidateFileError as exc:
         print(f"msvae candidates import: {file}: {exc}", file=sys.stderr)

@@ -15,7 +15,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("db", help="database administration")
     db = p.add_subparsers(dest="db_command", required=True)
-    db.add_parser("upgrade", help="apply Alembic migrations to MSVAE_DATABASE_URL").set_defaults(func=_db_upgrade)
+    up = db.add_parser("upgrade", help="migrate MSVAE_DATABASE_URL; an empty one gets the default candidates")
+    up.set_defaults(func=_db_upgrade)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -26,10 +27,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(_: argparse.Namespace) -> int:
-    from app.db.migrate import current_revision, upgrade_database
+    from app.db.migrate import current_revision
+    from app.main import prepare_database
     from app.settings import Settings
 
-    url = Settings().database_url
-    upgrade_database(url)
-    print(f"database at revision {current_revision(url)} (head)")
+    settings = Settings()
+    prepare_database(settings)
+    print(f"database at revision {current_revision(settings.database_url)} (head)")
     return 0
