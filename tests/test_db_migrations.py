@@ -66,7 +66,7 @@ def test_upgrade_is_idempotent_and_downgrade_then_upgrade_works(db_url: str) -> 
 
 
 def test_cli_db_upgrade_finds_the_packaged_migrations_from_any_directory(db_url: str, tmp_path: Path) -> None:
-    env = {**os.environ, "MSVAE_DATABASE_URL": db_url}
+    env = {**os.environ, "MSVAE_DATABASE_URL": db_url, "MSVAE_DEFAULT_CANDIDATES": "false"}
     done = subprocess.run(
         [sys.executable, "-m", "app.cli", "db", "upgrade"],
         cwd=tmp_path,  # not the repository: the migrations must come from the package
