@@ -14,6 +14,7 @@ input with one error after the scans read so far.
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -42,16 +43,19 @@ def sniff_xml_format(head: bytes) -> str | None:
 
 def peek_xml_format(stream: IO) -> str | None:
     """:func:`sniff_xml_format` of a binary stream's start, leaving the stream where it was (None when the stream
-    can neither peek nor seek, or is text)."""
+    can neither peek nor seek, is text, or cannot be read: the text readers then report why)."""
     if isinstance(stream, io.TextIOBase):
         return None
-    if hasattr(stream, "peek"):
-        return sniff_xml_format(stream.peek(_SNIFF_BYTES)[:_SNIFF_BYTES])
-    if stream.seekable():
-        position = stream.tell()
-        head = stream.read(_SNIFF_BYTES)
-        stream.seek(position)
-        return sniff_xml_format(head)
+    try:
+        if hasattr(stream, "peek"):
+            return sniff_xml_format(stream.peek(_SNIFF_BYTES)[:_SNIFF_BYTES])
+        if stream.seekable():
+            position = stream.tell()
+            head = stream.read(_SNIFF_BYTES)
+            stream.seek(position)
+            return sniff_xml_format(head)
+    except (OSError, EOFError, zlib.error):
+        pass
     return None
 
 
