@@ -131,8 +131,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
+    from importlib.util import find_spec
+
     from training.reproduce import reproduce
 
+    if find_spec("matplotlib") is None:  # checked before hours of training, not when the plots are drawn
+        print("msvae reproduce draws its plots with matplotlib: pip install 'msvae[reports]'", file=sys.stderr)
+        return 2
     try:
         paths = reproduce(
             args.experiment, args.models, args.supervision_levels, out_dir=args.out_dir, epochs=args.epochs,
