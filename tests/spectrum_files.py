@@ -21,9 +21,10 @@ from models.featurize.mgf import Spectrum
 NATIVE_ID = "controllerType=0 controllerNumber=1 scan={}"
 
 
-def write_mzml(path: Path, spectra: Sequence[Spectrum], *, orphan_ms2: bool = True) -> Path:
+def write_mzml(path: Path, spectra: Sequence[Spectrum], *, orphan_ms2: bool = True, intensity_bits: int = 32) -> Path:
     """An mzML run: one MS1 scan (scan=1), then each spectrum as an MS2 scan with its precursor m/z and charge
-    (scan=2, 3, ...), then (``orphan_ms2``) an MS2 scan without precursor."""
+    (scan=2, 3, ...), then (``orphan_ms2``) an MS2 scan without precursor. m/z are 64-bit floats, intensities
+    ``intensity_bits`` (32, as converters and psims write them by default, or 64)."""
     from psims.mzml.writer import MzMLWriter
 
     with MzMLWriter(open(path, "wb"), close=True) as out:
@@ -43,14 +44,15 @@ def write_mzml(path: Path, spectra: Sequence[Spectrum], *, orphan_ms2: bool = Tr
                 np.sort(survey), np.full(len(survey), 1e6), id=NATIVE_ID.format(1),
                 params=[{"ms level": 1}, "MS1 spectrum", "positive scan"], scan_start_time=0.5,
             )  # fmt: skip
+            encoding = {"m/z array": np.float64, "intensity array": np.float64 if intensity_bits == 64 else np.float32}
             for k, spectrum in enumerate(spectra, start=2):
                 activation = ["beam-type collision-induced dissociation", {"collision energy": 30.0}]
+                precursor = {"mz": spectrum.precursor_mz, "charge": spectrum.charge or 1, "intensity": 1e6,
+                             "scan_id": NATIVE_ID.format(1), "activation": activation}  # fmt: skip
                 out.write_spectrum(
                     spectrum.mz, spectrum.intensity, id=NATIVE_ID.format(k),
                     params=[{"ms level": 2}, "MSn spectrum", "positive scan"], scan_start_time=0.5 + k / 10,
-                    precursor_information={"mz": spectrum.precursor_mz, "charge": spectrum.charge or 1,
-                                           "intensity": 1e6, "scan_id": NATIVE_ID.format(1),
-                                           "activation": activation},
+                    encoding=encoding, precursor_information=precursor,
                 )  # fmt: skip
             if orphan_ms2:
                 out.write_spectrum(

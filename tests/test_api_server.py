@@ -237,6 +237,40 @@ def test_job_results_equal_direct_annotation(setup, client: httpx.Client, import
     assert client.get("/v1/jobs/not-a-job").status_code == 404
 
 
+def test_mzml_and_mzxml_runs_annotate_as_their_mgf(setup, client: httpx.Client, imported, tmp_path: Path) -> None:
+    """The same spectra as MS2 scans of an mzML run (``/v1/annotate``) and a gzip mzXML run (``/v1/jobs``) get the
+    candidates of their MGF; the scan without precursor is a rejection that names it."""
+    import gzip
+    import warnings
+
+    from spectrum_files import NATIVE_ID, write_mzml, write_mzxml
+
+    spectra = [s for s in read_spectra(io.BytesIO(setup[2])) if isinstance(s, Spectrum)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mzml = write_mzml(tmp_path / "run.mzML", spectra, intensity_bits=64).read_bytes()
+    mzxml = gzip.compress(write_mzxml(tmp_path / "run.mzXML", spectra, precision=64).read_bytes())
+    from_mgf = client.post("/v1/annotate", params={"top_k": 5}, files={"file": ("run.mgf", setup[2])}).json()
+
+    def ranked(body: dict) -> list[list[str]]:
+        return [[c["inchikey"] for c in r["candidates"]] for r in body["results"]]
+
+    direct = client.post("/v1/annotate", params={"top_k": 5}, files={"file": ("run.mzML", mzml)}).json()
+    assert [r["title"] for r in direct["results"]] == [NATIVE_ID.format(k) for k in range(2, len(spectra) + 2)]
+    assert ranked(direct) == ranked(from_mgf) and any(ranked(direct))
+    (rejection,) = direct["rejected"]
+    assert (rejection["index"], rejection["title"]) == (len(spectra), NATIVE_ID.format(len(spectra) + 2))
+    assert "without a precursor" in rejection["reason"]
+
+    job = client.post("/v1/jobs", params={"top_k": 5}, files={"file": ("run.mzXML.gz", mzxml)}, headers=KEY)
+    assert job.status_code == 202, job.text
+    assert _wait_for_job(client, job.json()["id"])["status"] == "done"
+    results = client.get(f"/v1/jobs/{job.json()['id']}/results").json()
+    assert [r["title"] for r in results["results"]] == [f"scan={k}" for k in range(2, len(spectra) + 2)]
+    assert ranked(results) == ranked(from_mgf)
+    assert [r["title"] for r in results["rejected"]] == [f"scan={len(spectra) + 2}"]
+
+
 def _wait_for_job(client: httpx.Client, job_id: str, timeout: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
