@@ -98,8 +98,8 @@ def _database_candidates(
     try:
         if not inspect(database.engine).has_table("candidates"):
             raise CommandError(
-                f"no candidate database at {where}: import molecules with `msvae candidates import FILE`, "
-                "or give --candidates DIR"
+                f"no candidate database at {where}: `msvae db upgrade` creates one with the default candidate "
+                "set, `msvae candidates import FILE` adds a library, or give --candidates DIR"
             )
         with database.session() as session:
             store = CandidateStore.load(session, model.fingerprint_spec)
