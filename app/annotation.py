@@ -182,6 +182,16 @@ def store_candidates(store: Any, ppm: float) -> Callable[[Spectrum], CandidateSe
     return candidates_for
 
 
+def no_candidate_note(spectrum: Spectrum, ppm: float, n_molecules: int | None = None) -> str:
+    """What to tell the user of a spectrum that found no candidate in the database's mass window, and what to do."""
+    among = "" if n_molecules is None else f" among the {n_molecules} molecules"
+    return (
+        f"no candidate within {ppm:g} ppm of neutral mass {spectrum_neutral_mass(spectrum):.4f}{among} of the "
+        "candidate database: import a library with `msvae candidates import FILE` (or POST /v1/candidates), "
+        "widen ppm, or send the spectrum's candidates with it"
+    )
+
+
 def _error_item(spectrum: Spectrum, position: int, exc: Exception) -> dict[str, Any]:
     if not isinstance(exc, SpectrumError):
         exc = SpectrumError(str(exc), index=spectrum.index, title=spectrum.title)

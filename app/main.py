@@ -77,12 +77,22 @@ def _log_config() -> dict[str, Any]:
     return config
 
 
+def prepare_database(settings: Settings) -> None:
+    """Migrate ``settings.database_url`` to the newest revision and, when its candidate table is empty, load the
+    default candidate set (:mod:`app.candidates.default`), saying so."""
+    from app.candidates.default import load_default_candidates
+    from app.db.migrate import upgrade_database
+
+    upgrade_database(settings.database_url)
+    report = load_default_candidates(settings)
+    if report is not None:
+        print(f"empty candidate database: loaded the default set ({report.added} MassBank structures)", flush=True)
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """``msvae serve``: migrate ``MSVAE_DATABASE_URL`` to the newest revision, then run uvicorn (each of
-    ``workers`` processes loads the model once and runs a job worker)."""
+    """``msvae serve``: prepare the database (:func:`prepare_database`), then run uvicorn (each of ``workers``
+    processes loads the model once and runs a job worker)."""
     import uvicorn
 
-    from migrations import upgrade_database
-
-    upgrade_database(get_settings().database_url)
+    prepare_database(get_settings())
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers, log_config=_log_config())

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from app.annotation import CandidateSet, annotate, candidates_from_smiles, store_candidates
+from app.annotation import CandidateSet, annotate, candidates_from_smiles, no_candidate_note, store_candidates
 from app.candidates.store import CandidateStore
 from app.db import Database
 from app.scheduler import Scheduler
@@ -131,8 +131,10 @@ class Service:
         for spectrum, item in zip(usable, annotate(model, usable, candidates_for, top_k, check), strict=True):
             if "error" in item:
                 rejected.append(item["error"])
-            else:
-                results.append({"index": spectrum.index, **item})
+                continue
+            if not item["n_candidates"] and spectrum.index not in given_sets:
+                item["note"] = no_candidate_note(spectrum, ppm, len(self.store))
+            results.append({"index": spectrum.index, **item})
         return results, sorted(rejected, key=by_index)
 
     def close(self) -> None:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     device: str = Field(default="auto", description="'auto' (CUDA when available, else CPU), 'cpu', 'cuda:0', ...")
     api_key: str | None = Field(default=None, repr=False, description="when set, write endpoints require it")
     max_upload_mb: float = Field(default=50.0, gt=0, description="largest accepted upload, in MiB")
+    default_candidates: bool = Field(
+        default=True, description="load the project's default candidate set into an empty database at start-up"
+    )
     worker_poll_seconds: float = Field(default=1.0, gt=0, description="how often an idle job worker looks for work")
 
     # Limits on what one request may cost (DESIGN.md "Limits"); each refusal names its MSVAE_* variable.

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from databases import database_url_fixture, migrated_database
 from sqlalchemy.exc import IntegrityError
 
-from app.db import Candidate, Database, Job, JobSpectrum, ModelRecord
+from app.db import Candidate, Database, Job, JobSpectrum
 from app.db.jobs import claim_spectra, count_pending, create_job, finish_job, open_jobs, record_spectrum, start_job
-from app.db.testing import database_url_fixture, migrated_database
 
 db_url = database_url_fixture()
 
@@ -46,16 +46,6 @@ def test_candidate_round_trip_and_unique_inchikey(db: Database) -> None:
         assert abs(datetime.now(UTC) - row.created_at) < timedelta(minutes=5)
     with pytest.raises(IntegrityError), db.session() as session:
         session.add(_candidate(key, mass=1.0))
-
-
-def test_model_names_are_unique_and_cards_are_json(db: Database) -> None:
-    card = {"metrics": {"top1": 0.25}, "data": ["massbank"]}
-    with db.session() as session:
-        session.add(ModelRecord(name="default", path="/m", fingerprint_spec="morgan2-2048+maccs", card=card))
-    with db.session() as session:
-        assert session.scalars(sa.select(ModelRecord.card)).one() == card
-    with pytest.raises(IntegrityError), db.session() as session:
-        session.add(ModelRecord(name="default", path="/other", fingerprint_spec="x"))
 
 
 def test_job_status_is_checked_and_spectra_are_unique_per_job(db: Database) -> None:

@@ -91,3 +91,19 @@ def test_cli_oracle_command_maps_to_the_training_options():
     assert (args.func.__name__, args.data, args.epochs, args.width, args.out) == ("_oracle", "d", 3, 32, "data/oracles")
     defaults = build_parser().parse_args(["oracle"])
     assert (defaults.epochs, defaults.width) == (10, 64)  # the paper's recipe
+
+
+def test_a_quick_run_scores_with_the_shipped_oracle(shared_data, tmp_path, monkeypatch, capsys):
+    """Without --oracle and without data/oracles/ here, a quick run trains the model only and scores it with the
+    oracle shipped in the package; a missing --oracle file is an error that says how to make one."""
+    from training.oracles import SHIPPED_MNIST_ORACLE
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "mnist-split", "--model", "svae", "--epochs", "1", "--data", str(shared_data), "--out", "run",
+            "--device", "cpu", "--max-train", "200", "--max-valid", "100", "--max-test", "100"]  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["oracle"]["path"] == str(SHIPPED_MNIST_ORACLE) and record["oracle"]["test_accuracy"] > 0.97
+    assert not (tmp_path / "data").exists()  # no oracle was trained
+    assert main([*argv, "--oracle", "missing.pt"]) == 2
+    assert "msvae oracle" in capsys.readouterr().err

@@ -12,9 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 from api_helpers import massbank_sample, server_env, serving_model
-
-from app.db.testing import database_params, scratch_database
-from app.live_server import LiveServer
+from databases import database_params, scratch_database
+from live_server import LiveServer
 
 N_SPECTRA = 2000
 _ANNOTATED = re.compile(r"job (\S+): annotated spectra ([\d,]+)")

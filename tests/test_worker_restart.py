@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 from api_helpers import massbank_sample, server_env, serving_model
+from databases import database_params, scratch_database
+from live_server import LiveServer
 from sqlalchemy import func, select
 
 from app.db import Database, Job, JobSpectrum
-from app.db.testing import database_params, scratch_database
-from app.live_server import LiveServer
 
 N_SPECTRA = 12
 

@@ -29,8 +29,8 @@ _JOBS_HINT = "; send larger batches to POST /v1/jobs"
 
 
 def parse_mgf(data: bytes, settings: Settings, budget: Budget) -> tuple[list[Spectrum], list[dict[str, Any]]]:
-    """(spectra, rejections) of an uploaded MGF (or MSP; plain or gzip), within the limits of a synchronous request;
-    :class:`InputTooLarge` past them."""
+    """(spectra, rejections) of an uploaded spectrum file (MGF, MSP, mzML or mzXML; plain or gzip), within the limits
+    of a synchronous request; :class:`InputTooLarge` past them."""
     return split_spectra(read_spectra(io.BytesIO(data), limits=settings.read_limits(job=False, check=budget.check)))
 
 

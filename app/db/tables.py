@@ -47,19 +47,6 @@ class Candidate(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ModelRecord(Base):
-    """A model the service can load, with the fingerprint spec it predicts and its model card."""
-
-    __tablename__ = "models"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True)
-    path: Mapped[str] = mapped_column(Text)
-    fingerprint_spec: Mapped[str] = mapped_column(Text)
-    card: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
 def _new_job_id() -> str:
     return str(uuid.uuid4())
 

@@ -22,6 +22,7 @@ from typing import IO
 
 from models.featurize.json_spectra import read_spectra_from_json
 from models.featurize.msp import read_msp
+from models.featurize.mzml import XML_FORMATS, peek_xml_format, read_xml_spectra
 from models.featurize.reading import (
     COMMENT_CHARS,
     EMPTY_INPUT,
@@ -30,7 +31,8 @@ from models.featurize.reading import (
     Block,
     InputTooLarge,
     ReadLimits,
-    open_text,
+    as_text,
+    open_binary,
     raise_or_yield,
     text_lines,
 )
@@ -148,19 +150,26 @@ def read_spectra(
     require_precursor: bool = True,
     limits: ReadLimits = NO_LIMITS,
 ) -> Iterator[Spectrum | SpectrumError]:
-    """Stream the spectra of an MGF or MSP file (plain or gzip), a path or an open file (text or binary).
+    """Stream the spectra of an MGF, MSP, mzML or mzXML file (plain or gzip), a path or an open file (text or binary).
 
     Yields a :class:`Spectrum` per good spectrum and a :class:`SpectrumError` per bad one (``strict=True``: raises
     the first error instead). An input with no spectrum at all yields (or raises) a "no spectra" error; a file that
     cannot be read to its end (a corrupt or cut gzip stream) yields what came before and then an error.
-    ``format``: "mgf", "msp" or None (by file suffix, else MSP when the first text line starts with ``Name:``).
+    ``format``: "mgf", "msp", "mzml", "mzxml" or None (mzML/mzXML by their XML root element, see
+    :mod:`models.featurize.mzml`; else by file suffix, else MSP when the first text line starts with ``Name:``).
     Text is UTF-8 (Latin-1 where it is not) or UTF-16, with any line ends. An input over a bound of ``limits``
     raises :class:`InputTooLarge` when the bound is passed (a spectrum with too many peaks is only rejected).
     """
-    if format not in (None, "mgf", "msp"):
-        raise ValueError(f"unknown spectrum format {format!r}; use 'mgf' or 'msp'")
-    stream, to_close = open_text(source, limits)
+    if format not in (None, "mgf", "msp", *XML_FORMATS):
+        raise ValueError(f"unknown spectrum format {format!r}; use 'mgf', 'msp', 'mzml' or 'mzxml'")
+    binary, to_close = open_binary(source, limits)
     try:
+        xml = format if format in XML_FORMATS else None if format else peek_xml_format(binary)
+        if xml:
+            items = read_xml_spectra(binary, xml, require_precursor=require_precursor, limits=limits)
+            yield from raise_or_yield(items, strict)
+            return
+        stream = as_text(binary)
         failure: list[SpectrumError] = []
         lines = text_lines(stream, failure)
         head: list[tuple[int, str | BadLine]] = []

@@ -77,7 +77,8 @@ NO_LIMITS = ReadLimits()
 
 class _CountingReader(io.RawIOBase):
     """A binary stream that counts what is read through it: over ``max_bytes`` raises :class:`InputTooLarge`, and
-    ``check`` runs once per read (the buffered reader above reads 64 KiB at a time)."""
+    ``check`` runs once per read (the buffered reader above reads 64 KiB at a time). It seeks where the stream
+    below does (pyteomics' XML readers seek); bytes read again after a seek back count again."""
 
     def __init__(self, inner: IO[bytes], limits: ReadLimits) -> None:
         self.inner = inner
@@ -86,6 +87,15 @@ class _CountingReader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return self.inner.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.inner.tell()
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if self.limits.check is not None:
@@ -130,11 +140,11 @@ def _encoding(head: bytes) -> str:
     return "utf-8"
 
 
-def open_text(source: str | Path | IO, limits: ReadLimits = NO_LIMITS) -> tuple[IO[str], IO | None]:
-    """(text stream with universal newlines, the stream to close or None) of a path or an open file.
+def open_binary(source: str | Path | IO, limits: ReadLimits = NO_LIMITS) -> tuple[IO[bytes] | IO[str], IO | None]:
+    """(decompressed stream, the stream to close or None) of a path or an open file.
 
-    Binary input is decompressed when it starts with the gzip magic bytes and decoded as :func:`_encoding` says;
-    every byte after decompression counts against ``limits.max_bytes``. A text stream is read as it is.
+    Binary input is decompressed when it starts with the gzip magic bytes; every byte after decompression counts
+    against ``limits.max_bytes`` (the result can ``peek``). A text stream is returned as it is.
     """
     if isinstance(source, io.TextIOBase):
         return source, None
@@ -144,13 +154,26 @@ def open_text(source: str | Path | IO, limits: ReadLimits = NO_LIMITS) -> tuple[
         raw = io.BytesIO(raw.read())  # an unseekable stream without peek: its start must be looked at
     if _head(raw, 2) == b"\x1f\x8b":
         raw = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
-    binary = io.BufferedReader(_CountingReader(raw, limits), buffer_size=_CHUNK)
+    return io.BufferedReader(_CountingReader(raw, limits), buffer_size=_CHUNK), opened
+
+
+def as_text(stream: IO[bytes] | IO[str]) -> IO[str]:
+    """A text stream with universal newlines over a stream of :func:`open_binary`, decoded as :func:`_encoding`
+    says (a text stream is returned as it is)."""
+    if isinstance(stream, io.TextIOBase):
+        return stream
     try:
-        head = _head(binary, 64)
+        head = _head(stream, 64)
     except (OSError, EOFError, zlib.error):
         head = b""  # unreadable from the start: reading the lines reports it
-    text = io.TextIOWrapper(binary, encoding=_encoding(head), errors="msvae-latin1", newline=None)
-    return text, opened
+    return io.TextIOWrapper(stream, encoding=_encoding(head), errors="msvae-latin1", newline=None)
+
+
+def open_text(source: str | Path | IO, limits: ReadLimits = NO_LIMITS) -> tuple[IO[str], IO | None]:
+    """(text stream with universal newlines, the stream to close or None): :func:`open_binary`, then
+    :func:`as_text`."""
+    stream, opened = open_binary(source, limits)
+    return as_text(stream), opened
 
 
 @dataclass(frozen=True)
