@@ -107,3 +107,20 @@ def test_a_quick_run_scores_with_the_shipped_oracle(shared_data, tmp_path, monke
     assert not (tmp_path / "data").exists()  # no oracle was trained
     assert main([*argv, "--oracle", "missing.pt"]) == 2
     assert "msvae oracle" in capsys.readouterr().err
+
+
+def test_train_cli_sets_the_data_rule_and_the_papers_code_networks(shared_data, tmp_path):
+    """--unpaired rest and --paper-code-nets reach the run: the split and the model recorded in result.json."""
+    import json
+
+    from app.cli import main
+
+    out = tmp_path / "run"
+    status = main(["train", "mnist-split", "--model", "vaevae", "--supervision", "0.1", "--epochs", "1",
+                   "--max-train", "200", "--max-valid", "20", "--max-test", "20", "--unpaired", "rest",
+                   "--paper-code-nets", "--data", str(shared_data), "--out", str(out), "--device", "cpu"])  # fmt: skip
+    record = json.loads((out / "result.json").read_text())
+    assert status == 0 and record["unpaired"] == "rest"
+    assert record["data"] == {"paired": 20, "unpaired": {"top": 90, "bottom": 90}}
+    assert record["model_config"]["paper_code_nets"] is True
+    assert record["model_config"]["parameters"] == 4_814_218  # the paper's code's VAEVAE

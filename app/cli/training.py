@@ -76,6 +76,25 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="MNIST-Split oracle file (default: data/oracles/mnist_resnet18.pt, else the shipped one)",
     )
+    p.add_argument(
+        "--unpaired",
+        choices=["all", "rest"],
+        default=None,
+        help="where unpaired batches come from: all = every training sample, paired ones included (the paper's "
+        "code; the default of the image experiments), rest = only the samples that are not paired",
+    )
+    p.add_argument(
+        "--paper-code-nets",
+        action="store_true",
+        help="MNIST-Split(-3): the networks of the paper's code instead of Appendix A's tables (models/networks)",
+    )
+    p.add_argument(
+        "--subset-terms",
+        choices=["text", "code"],
+        default=None,
+        help="three or more modalities: eq. 29-32 as printed (text, the default) or as the paper's code computes "
+        "them (code); see models/losses.py",
+    )
 
 
 def _data_dir(value: str | None) -> str:
@@ -88,9 +107,11 @@ def _data_dir(value: str | None) -> str:
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The subset, oracle and learning-rate options that were given (an experiment need not take those left out)."""
+    """The subset, oracle, learning-rate, data-rule and model options that were given (an experiment need not take
+    those left out)."""
     given = {"max_train": args.max_train, "max_valid": args.max_valid, "max_test": args.max_test,
-             "oracle": args.oracle, "lr": args.lr}  # fmt: skip
+             "oracle": args.oracle, "lr": args.lr, "unpaired": args.unpaired, "subset_terms": args.subset_terms,
+             "paper_code_nets": args.paper_code_nets or None}  # fmt: skip
     return {k: v for k, v in given.items() if v is not None}
 
 
