@@ -24,7 +24,7 @@ def _db_upgrade(_: argparse.Namespace) -> int:
 def _candidates_import(args: argparse.Namespace) -> int:
     from app.candidates.cli import run_import
 
-    return run_import(args.file, source=args.source)
+    return run_import(args.file, source=args.source, workers=args.workers, progress=not args.no_progress)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -142,9 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("candidates", help="candidate molecule database")
     csub = p.add_subparsers(dest="candidates_command", required=True)
-    imp = csub.add_parser("import", help="add molecules (SMILES list, TSV, SDF or MGF headers)")
+    imp = csub.add_parser(
+        "import",
+        help="add molecules (SMILES list, TSV, SDF or MGF headers); resumes an interrupted import of the same file",
+    )
     imp.add_argument("file")
     imp.add_argument("--source", default=None, help="where the molecules come from (default: the file name)")
+    imp.add_argument("--workers", type=int, default=None, help="processes for the RDKit work (default: every core)")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     imp.set_defaults(func=_candidates_import)
 
     p = sub.add_parser("annotate", help="offline batch annotation of an MGF file")

@@ -18,7 +18,7 @@ from migrations import current_revision, downgrade_database, head_revision, upgr
 
 db_url = database_url_fixture()
 
-TABLES = {"candidates", "models", "jobs", "job_spectra"}
+TABLES = {"candidates", "candidate_imports", "models", "jobs", "job_spectra"}
 
 
 def _tables(url: str) -> set[str]:

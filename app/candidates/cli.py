@@ -1,15 +1,17 @@
-"""``msvae candidates import FILE [--source NAME]``."""
+"""``msvae candidates import FILE [--source NAME] [--workers N] [--no-progress]``."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.candidates.importer import import_candidates
-from app.candidates.readers import CandidateFileError
+from app.candidates.importer import ImportReport, import_candidates
+from app.candidates.progress import ProgressBar
+from app.candidates.readers import CandidateFileError, count_records
 from app.db import Database, ModelRecord
 from app.settings import Settings
 from migrations import upgrade_database
@@ -22,9 +24,11 @@ def _fingerprint_spec(session: Session, settings: Settings) -> str:
     return registered or DEFAULT_FINGERPRINT_SPEC
 
 
-def run_import(file: str, source: str | None = None) -> int:
-    """Import ``file`` into ``MSVAE_DATABASE_URL`` (migrating it first); print the counts and every rejected
-    record. Returns the exit status: 0, or 1 when the file cannot be read at all."""
+def run_import(file: str, source: str | None = None, workers: int | None = None, progress: bool = True) -> int:
+    """Import ``file`` into ``MSVAE_DATABASE_URL`` (migrating it first) with ``workers`` processes (default: one
+    per core) and a progress bar on stderr; print the counts and every rejected record. Running it again after an
+    interruption resumes where the last run stopped. Returns the exit status: 0, or 1 when the file cannot be read
+    at all."""
     settings = Settings()
     path = Path(file)
     if not path.is_file():
@@ -32,18 +36,32 @@ def run_import(file: str, source: str | None = None) -> int:
         return 1
     upgrade_database(settings.database_url)
     database = Database(settings.database_url)
+    bar = None
     try:
+        if progress:
+            bar = ProgressBar(count_records(path), label=path.name)
+
+        def show(done: int, report: ImportReport) -> None:
+            if bar is not None:
+                bar.update(done, f"added {report.added:,}")
+
         with database.session() as session:
             spec = _fingerprint_spec(session, settings)
-            report = import_candidates(session, path, source=source or path.name, spec=spec)
+            report = import_candidates(
+                session, path, source=source or path.name, spec=spec, workers=workers or os.cpu_count() or 1,
+                on_progress=show,
+            )  # fmt: skip
     except CandidateFileError as exc:
         print(f"msvae candidates import: {file}: {exc}", file=sys.stderr)
         return 1
     finally:
+        if bar is not None:
+            bar.close()
         database.dispose()
+    resumed = f" (resumed after record {report.resumed_from:,})" if report.resumed_from else ""
     print(
         f"{file} ({report.format}, fingerprint {spec}): added {report.added}, duplicate {report.duplicate}, "
-        f"rejected {len(report.rejected)}"
+        f"rejected {len(report.rejected)}{resumed}"
     )
     for rejection in report.rejected:
         print(f"  rejected {rejection}")
