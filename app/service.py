@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from app.annotation import CandidateSet, annotate, candidates_from_smiles, store_candidates
+from app.candidates.cache import FingerprintCache
 from app.candidates.store import CandidateStore
 from app.db import Database
 from app.settings import Settings
@@ -56,6 +57,7 @@ class Service:
         self.database = database
         self.model = model
         self.store = CandidateStore(model.fingerprint_spec)
+        self.fingerprints = FingerprintCache(model.fingerprint_spec, settings.fingerprint_cache_size)
         # Annotation is CPU-bound (RDKit, numpy, torch): as many at once as there are cores, the rest wait their
         # turn, so a burst of requests finishes one by one instead of all together at the end.
         self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
@@ -119,7 +121,8 @@ class Service:
         for spectrum in spectra:
             smiles = given.get(spectrum.index) if given else None
             if smiles is not None:
-                candidates, bad = candidates_from_smiles(smiles, model.fingerprint_spec)
+                cache = self.fingerprints if model is self.model else None
+                candidates, bad = candidates_from_smiles(smiles, model.fingerprint_spec, cache=cache)
                 if bad:
                     listed = "; ".join(f"candidate {i}: {reason}" for i, reason in bad[:_MAX_LISTED_REJECTIONS])
                     more = (

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     device: str = Field(default="auto", description="'auto' (CUDA when available, else CPU), 'cpu', 'cuda:0', ...")
     api_key: str | None = Field(default=None, repr=False, description="when set, write endpoints require it")
     max_upload_mb: float = Field(default=50.0, gt=0, description="largest accepted upload, in MiB")
+    fingerprint_cache_size: int = Field(
+        default=100_000, ge=0, description="candidate molecules sent as SMILES kept featurized (least recently used go)"
+    )
     worker_poll_seconds: float = Field(default=1.0, gt=0, description="how often an idle job worker looks for work")
 
     @field_validator("data_dir")

@@ -66,6 +66,14 @@ class OnBits:
         return cls(indptr, (flat % n_bits).astype(np.int32), n_bits)
 
     @classmethod
+    def from_rows(cls, rows: Sequence[np.ndarray], n_bits: int) -> OnBits:
+        """From each fingerprint's set positions (ascending integer arrays)."""
+        indptr = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum([len(r) for r in rows], out=indptr[1:])
+        indices = np.concatenate(rows).astype(np.int32, copy=False) if rows else np.zeros(0, np.int32)
+        return cls(indptr, indices, n_bits)
+
+    @classmethod
     def from_packed(cls, packed: np.ndarray, n_bits: int) -> OnBits:
         """From (N, ceil(n_bits / 8)) bytes in ``np.packbits`` order (``pack_bits``)."""
         packed = np.asarray(packed, dtype=np.uint8)
