@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.db import Candidate
 from models.featurize.adducts import ppm_window
-from models.featurize.fingerprints import FingerprintSpec, fingerprint_bits, parse_fingerprint_spec
+from models.featurize.fingerprints import FingerprintSpec, fingerprint_bits, pack_bits, parse_fingerprint_spec
 from models.featurize.onbits import OnBits
 
 log = logging.getLogger(__name__)
@@ -150,37 +150,46 @@ class CandidateStore:
         chunks += others
         if not chunks:
             return CandidateMatrix.empty(self.spec)
-        ids, masses, smiles, inchikeys, formulas, bits = (list(column) for column in zip(*chunks, strict=True))
+        ids, masses, smiles, inchikeys, formulas, packed = (list(column) for column in zip(*chunks, strict=True))
         masses = np.concatenate(masses)
         order = np.argsort(masses, kind="stable")
         return CandidateMatrix(
             spec=self.spec,
             ids=np.concatenate(ids)[order],
             masses=masses[order],
-            bits=OnBits.concatenate(bits)[order],
+            # rows sorted while packed (fixed width: a plain row gather), then turned into positions in chunks
+            bits=_on_bits(np.concatenate(packed)[order], self.spec.n_bits),
             smiles=np.concatenate(smiles)[order],
             inchikeys=np.concatenate(inchikeys)[order],
             formulas=np.concatenate(formulas)[order],
         )
 
     def _chunk(self, rows: list[tuple[Any, ...]], own: bool, interned: dict[str, str]) -> tuple[Any, ...]:
-        """Column arrays of fetched rows (id, mass, smiles, inchikey, formula, fingerprint); ``own``: the
-        fingerprints are of this store's spec, else they are computed from the SMILES; formulas are replaced by
-        their first occurrence in ``interned``."""
+        """Column arrays of fetched rows (id, mass, smiles, inchikey, formula, fingerprint), the fingerprints
+        packed; ``own``: the fingerprints are of this store's spec, else they are computed from the SMILES;
+        formulas are replaced by their first occurrence in ``interned``."""
         ids, masses, smiles, inchikeys, formulas, fingerprints = zip(*rows, strict=True)
         if own:
             packed = np.frombuffer(b"".join(fingerprints), dtype=np.uint8).reshape(len(rows), -1)
-            bits = OnBits.from_packed(packed, self.spec.n_bits)
         else:
-            bits = OnBits.from_dense(fingerprint_bits(list(smiles), self.spec))
+            packed = pack_bits(fingerprint_bits(list(smiles), self.spec))
         return (
             np.asarray(ids, dtype=np.int64),
             np.asarray(masses, dtype=np.float64),
             _strings(smiles),
             _strings(inchikeys),
             _strings([interned.setdefault(f, f) for f in formulas]),
-            bits,
+            packed,
         )
+
+
+def _on_bits(packed: np.ndarray, n_bits: int) -> OnBits:
+    """``OnBits.from_packed`` a chunk of rows at a time, so its temporary arrays stay small."""
+    if len(packed) == 0:
+        return OnBits.empty(n_bits)
+    return OnBits.concatenate(
+        [OnBits.from_packed(packed[i : i + _FETCH_ROWS], n_bits) for i in range(0, len(packed), _FETCH_ROWS)]
+    )
 
 
 def _fetch(session: Session, after_id: int, spec: str, own: bool) -> Iterator[list[tuple[Any, ...]]]:

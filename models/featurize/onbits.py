@@ -18,6 +18,11 @@ import scipy.sparse
 
 _CHUNK_ROWS = 65_536  # rows per sparse product: bounds the temporary index and value arrays
 _ones = np.ones(0)  # shared read-only values for the sparse products, grown on demand
+# For each byte value: which of its 8 bits are set (np.packbits order, most significant first), their positions
+# 0-7 within the byte, and how many there are.
+_BYTE_MASK = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(bool)
+_BYTE_POSITIONS = np.tile(np.arange(8, dtype=np.int32), (256, 1))
+_POPCOUNT = _BYTE_MASK.sum(axis=1)
 
 
 def _ones_view(n: int) -> np.ndarray:
@@ -60,8 +65,8 @@ class OnBits:
         if bits.ndim != 2:
             raise ValueError(f"fingerprint bits must be 2-D (N, bits), got shape {bits.shape}")
         n, n_bits = bits.shape
-        # flat positions of a 1-D bool array: 10-20x faster than np.nonzero of the 2-D array
-        flat = np.flatnonzero(np.ascontiguousarray(bits).astype(bool, copy=False).ravel())
+        # flat positions in a 1-D array: 10-20x faster than np.nonzero of the 2-D array
+        flat = np.flatnonzero(np.ascontiguousarray(bits).ravel())
         indptr = np.searchsorted(flat, np.arange(n + 1, dtype=np.int64) * n_bits).astype(np.int64)
         return cls(indptr, (flat % n_bits).astype(np.int32), n_bits)
 
@@ -75,11 +80,26 @@ class OnBits:
 
     @classmethod
     def from_packed(cls, packed: np.ndarray, n_bits: int) -> OnBits:
-        """From (N, ceil(n_bits / 8)) bytes in ``np.packbits`` order (``pack_bits``)."""
-        packed = np.asarray(packed, dtype=np.uint8)
+        """From (N, ceil(n_bits / 8)) bytes in ``np.packbits`` order (``pack_bits``).
+
+        Works byte by byte on the non-zero bytes only (a quarter of them in real fingerprints), each expanded
+        through a table of its set positions: 4-5x less work than unpacking every bit first.
+        """
+        packed = np.ascontiguousarray(packed, dtype=np.uint8)
         if packed.ndim != 2 or packed.shape[1] != (n_bits + 7) // 8:
             raise ValueError(f"packed bits of shape {packed.shape} do not hold (N, {n_bits}) bits")
-        return cls.from_dense(np.unpackbits(packed, axis=1, count=n_bits))
+        n, n_bytes = packed.shape
+        flat = packed.ravel()
+        nonzero = np.flatnonzero(flat)
+        values = flat[nonzero]
+        # the set positions of each non-zero byte: 8 candidate positions per byte, of which the table keeps those set
+        positions = _BYTE_POSITIONS[values]
+        positions += (nonzero % n_bytes * 8).astype(np.int32)[:, None]
+        indices = positions[_BYTE_MASK[values]]
+        per_byte = np.zeros(len(nonzero) + 1, np.int64)
+        np.cumsum(_POPCOUNT[values], out=per_byte[1:])
+        indptr = per_byte[np.searchsorted(nonzero, np.arange(n + 1, dtype=np.int64) * n_bytes)]
+        return cls(indptr, indices, n_bits)
 
     @classmethod
     def concatenate(cls, parts: Sequence[OnBits]) -> OnBits:
@@ -105,6 +125,8 @@ class OnBits:
             start, stop, _ = rows.indices(len(self))
             return OnBits(self.indptr[start : max(start, stop) + 1], self.indices, self.n_bits)
         rows = np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows, dtype=np.intp)
+        if len(rows) > _CHUNK_ROWS:  # in pieces, so the temporary source positions stay small
+            return OnBits.concatenate([self[rows[i : i + _CHUNK_ROWS]] for i in range(0, len(rows), _CHUNK_ROWS)])
         starts = self.indptr[rows]
         lengths = self.indptr[rows + 1] - starts
         indptr = np.zeros(len(rows) + 1, np.int64)
