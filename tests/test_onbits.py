@@ -89,10 +89,12 @@ def test_rankings_with_exact_ties(real_bits):
 
 
 def test_scores_chunked_like_unchunked(real_bits, monkeypatch):
-    """Stores larger than one chunk of rows score as one product would."""
+    """Stores larger than one chunk of rows score and gather as in one piece."""
     import models.featurize.onbits as onbits
 
     p = np.random.default_rng(1).random(real_bits.shape[1])
     whole = candidate_scores(p, OnBits.from_dense(real_bits))
     monkeypatch.setattr(onbits, "_CHUNK_ROWS", 97)
     np.testing.assert_array_equal(candidate_scores(p, OnBits.from_dense(real_bits)), whole)
+    rows = np.random.default_rng(2).permutation(len(real_bits))  # a gather of many pieces
+    np.testing.assert_array_equal(OnBits.from_dense(real_bits)[rows].to_dense(), real_bits[rows])
