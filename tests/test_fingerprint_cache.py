@@ -71,3 +71,29 @@ def test_invalid_smiles_raise_and_are_not_cached() -> None:
 def test_cache_of_another_spec_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot featurize"):
         candidates_from_smiles(["CCO"], "morgan2-1024", cache=FingerprintCache(SPEC))
+
+
+def test_service_serves_a_repeated_candidate_list_from_its_cache(tmp_path: Path, shared_data: Path) -> None:
+    """The same request twice through the service: identical results, and the second featurizes nothing."""
+    from app.db import Database
+    from app.service import Service
+    from app.settings import Settings
+    from migrations import upgrade_database
+    from models.spectra_model import SpectraModel
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade_database(url)
+    model = SpectraModel.create("mlp", spectrum_hidden=(32,), name="tiny")
+    service = Service(Settings(database_url=url, data_dir=tmp_path), Database(url), model)
+    spectra = [s for s in itertools.islice(read_spectra(shared_data / "massbank" / "massbank-pos-ms2.mgf.gz"), 40)]
+    spectra = [s for s in spectra if isinstance(s, Spectrum) and s.smiles][:3]
+    pool = list(dict.fromkeys(s.smiles for s in spectra)) + ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O"]
+    given = {s.index: pool for s in spectra}
+    try:
+        first = service.annotate(spectra, top_k=5, ppm=10.0, given=given)
+        misses = service.fingerprints.misses
+        second = service.annotate(spectra, top_k=5, ppm=10.0, given=given)
+    finally:
+        service.close()
+    assert first == second and first[0] and not first[1]
+    assert service.fingerprints.misses == misses  # nothing featurized the second time

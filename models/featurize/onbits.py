@@ -3,7 +3,8 @@
 Real fingerprints are sparse (3.4% of the default spec's 2,215 bits are set, 75 per molecule), so the positions
 of the set bits (int32, 4 bytes each: ~300 bytes a molecule) are about the size of the packed bits (277 bytes) but
 let a score be a sum over those 75 positions instead of a pass over every byte: ranking ``N`` molecules reads
-``75 N`` indices once (a sparse matrix-vector product), 5-10x faster than per-byte lookup tables over packed bits.
+``75 N`` indices once (a sparse matrix-vector product), several times faster than per-byte lookup tables over
+packed bits (``benchmarks/ranking.py``).
 
 The layout is CSR without values: row ``i``'s bits are ``indices[indptr[i]:indptr[i + 1]]``, ascending.
 """
