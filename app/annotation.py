@@ -29,7 +29,7 @@ from models.featurize.fingerprints import (
 )
 from models.featurize.mgf import Spectrum, SpectrumError
 from models.featurize.onbits import OnBits
-from models.retrieval import RetrievalReport, candidate_scores, fingerprint_quality, rank_of_true
+from models.retrieval import RetrievalReport, best_first, candidate_scores, fingerprint_quality, rank_of_true
 from models.spectra_model import SpectraModel
 
 # (position or line, reason) of an input molecule that could not be used
@@ -239,7 +239,7 @@ def annotate(
         ranked = []
         if len(candidates):
             scores = np.asarray(candidate_scores(prediction.probs[i], candidates.bits), dtype=np.float64)
-            order = np.argsort(scores, kind="stable")[:top_k]
+            order = best_first(scores, top_k)
             ranked = [
                 {
                     "rank": r + 1,
