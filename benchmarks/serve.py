@@ -173,9 +173,10 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _server(env: dict[str, str], folder: Path, name: str) -> tuple[LiveServer, dict]:
+def _server(env: dict[str, str], folder: Path, name: str, workers: int) -> tuple[LiveServer, dict]:
+    """A started server, with its start time (to /health answering) and its resident memory (first process)."""
     start = time.perf_counter()
-    server = LiveServer(env, folder / f"{name}.log").start(timeout=900)
+    server = LiveServer(env, folder / f"{name}.log", workers=workers).start(timeout=900)
     seconds = time.perf_counter() - start
     health = httpx.get(f"{server.url}/health").json()
     return server, {"start_s": round(seconds, 1), "candidates": health["candidates"],
@@ -194,7 +195,7 @@ def _mgf_setup(name: str, env: dict, settings: Settings, folder: Path, spectra: 
     service.close()
     del service
     print(f"[{name}] in-process {ceiling}", flush=True)
-    server, started = _server(env, folder, name)
+    server, started = _server(env, folder, name, args.workers)
     print(f"[{name}] server {started}", flush=True)
     runs = []
     try:
@@ -221,7 +222,7 @@ def _smiles_setup(env: dict, settings: Settings, folder: Path, spectra: list[Spe
         own = pool[r * per_body : (r + 1) * per_body]
         lists = [own[k::SPECTRA_PER_REQUEST] for k in range(SPECTRA_PER_REQUEST)]
         bodies.append(_json_body(batch, [[s.smiles, *c[:-1]] for s, c in zip(batch, lists, strict=True)]))
-    server, started = _server(env, folder, "smiles")
+    server, started = _server(env, folder, "smiles", args.workers)
     try:
         cold = _http(server.url, [_post_json(b) for b in bodies], 1)
         print(f"[smiles] cold {cold}", flush=True)
@@ -266,6 +267,7 @@ def main() -> None:
     parser.add_argument("--in-process-requests", type=int, default=30)
     parser.add_argument("--smiles-requests", type=int, default=2, help="distinct JSON bodies sent cold then warm")
     parser.add_argument("--smiles-candidates", type=int, default=200, help="candidate SMILES per spectrum")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--skip", nargs="*", default=[], choices=["massbank", "big", "smiles"])
     args = parser.parse_args()
     load_start = os.getloadavg()
@@ -295,14 +297,15 @@ def main() -> None:
             settings = Settings(database_url=url, model=args.model, data_dir=folder, device="auto")
             out["smiles"] = _smiles_setup(env, settings, folder, spectra, args)
     save(
-        "serve",
+        "serve" if args.workers == 1 else f"serve-{args.workers}-workers",
         {
             "model": args.model,
             "spectra_per_request": SPECTRA_PER_REQUEST,
             "ppm": 10.0,
             "load_average_before": load_start,
             "load_average_after": os.getloadavg(),
-            "note": "2 CPU cores shared with other engineers' jobs (see the load averages); uvicorn, 1 worker",
+            "uvicorn_workers": args.workers,
+            "note": "2 CPU cores shared with other engineers' jobs (see the load averages)",
             "median_note": "in_process and http rows are single runs; smiles warm_1_client is the best p50 of 3",
             **out,
         },

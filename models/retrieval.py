@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
-import scipy.stats
 import torch
 
 from models.featurize.onbits import OnBits
@@ -176,6 +175,8 @@ def fingerprint_quality(
     true = np.asarray(true_bits.cpu() if isinstance(true_bits, torch.Tensor) else true_bits).astype(bool)
     if pred.shape != true.shape or pred.ndim != 2:
         raise ValueError(f"need two (Q, n_bits) arrays of one shape, got {pred.shape} and {true.shape}")
+    import scipy.stats  # here, not at the top: the service never needs it, and it is a fifth of its import time
+
     ranks = scipy.stats.rankdata(pred, axis=0)
     n_pos = true.sum(axis=0)
     n_neg = len(true) - n_pos

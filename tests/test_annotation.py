@@ -73,7 +73,7 @@ def test_candidates_from_store_by_mass_window():
     masses = np.array([16.0313, 30.0470, 44.0626, 58.0783])
     strings = lambda xs: np.array(xs, dtype=object)  # noqa: E731
     matrix = CandidateMatrix(
-        SPEC, np.arange(4), masses, cands.bits, strings(cands.smiles),
+        SPEC, np.arange(4), masses, cands.bits.to_packed(), strings(cands.smiles),
         strings(cands.inchikeys), strings(cands.formulas),
     )  # fmt: skip
     got = candidates_from_store(matrix, 44.0626 * (1 + 5e-6), ppm=10)

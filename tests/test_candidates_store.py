@@ -81,9 +81,10 @@ def test_mass_window_matches_brute_force(db: Database) -> None:
     for i in range(0, len(matrix), 7):
         mass, formula, smiles, fingerprint = table[int(matrix.ids[i])]
         assert (matrix.masses[i], matrix.formulas[i], matrix.smiles[i]) == (mass, formula, smiles)
-        assert matrix.bits[[i]].to_packed()[0].tobytes() == fingerprint
+        assert matrix.packed[i].tobytes() == fingerprint
     some = np.arange(0, len(matrix), 11)
-    assert np.array_equal(matrix.bits[some].to_dense(), fingerprint_bits(list(matrix.smiles[some]), store.spec))
+    assert np.array_equal(matrix.bits_at(some).to_dense(), fingerprint_bits(list(matrix.smiles[some]), store.spec))
+    assert np.array_equal(matrix.bits[some].to_dense(), matrix.bits_at(some).to_dense())  # the whole-store view
 
 
 def test_formula_lookup_matches_brute_force(db: Database) -> None:

@@ -1,13 +1,13 @@
 """Candidate look-ups for ranking: an in-memory fingerprint matrix sorted by mass, and indexed database queries
 for the HTTP listing.
 
-The ranking never touches SMILES at query time: :class:`CandidateStore` keeps every candidate's fingerprint (as the
-positions of its set bits, :class:`~models.featurize.onbits.OnBits`), mass, formula, SMILES and InChIKey in arrays;
-a mass window is two binary searches and a view, a formula one binary search in a grouping made once.
+The ranking never touches SMILES at query time: :class:`CandidateStore` keeps every candidate's packed fingerprint,
+mass, formula, SMILES and InChIKey in arrays; a mass window is two binary searches, and only the window's
+fingerprints are turned into set positions (:class:`~models.featurize.onbits.OnBits`) to be ranked. A search over
+the whole store uses all of them as set positions, made once on first use.
 
-Loading reads the table with the database driver's own cursor, in chunks, and turns each chunk's packed
-fingerprints into set positions with numpy: about 10x faster than ORM rows for the millions of rows of a lab's
-structure database, which sets how long the service takes to start.
+Loading reads the table with the database driver's own cursor, in chunks (no ORM rows), and keeps the packed bytes
+as they are stored: converting millions of fingerprints at start would set how long the service takes to start.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ _FETCH_ROWS = 50_000  # rows per fetch while loading: bounds the driver's and th
 class CandidateMatrix:
     """An immutable snapshot of the candidates, sorted by monoisotopic mass.
 
-    Row ``i`` of every array is the same molecule; ``bits`` holds the fingerprints of ``spec``. Formulas are
-    shared string objects (one per distinct formula).
+    Row ``i`` of every array is the same molecule; ``packed`` holds the fingerprints of ``spec`` (``np.packbits``
+    order, (N, ceil(n_bits / 8)) uint8). Formulas are shared string objects (one per distinct formula).
     """
 
     spec: FingerprintSpec
     ids: np.ndarray  # database ids (int64)
     masses: np.ndarray  # float64, ascending
-    bits: OnBits
+    packed: np.ndarray
     smiles: np.ndarray  # object arrays of str, so they take index arrays and slice as views
     inchikeys: np.ndarray
     formulas: np.ndarray
@@ -52,10 +52,24 @@ class CandidateMatrix:
     @classmethod
     def empty(cls, spec: FingerprintSpec) -> CandidateMatrix:
         strings = np.empty(0, dtype=object)
-        return cls(spec, np.empty(0, np.int64), np.empty(0), OnBits.empty(spec.n_bits), strings, strings, strings)
+        n_bytes = (spec.n_bits + 7) // 8
+        return cls(
+            spec, np.empty(0, np.int64), np.empty(0), np.empty((0, n_bytes), np.uint8), strings, strings, strings
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def bits_at(self, rows: slice | np.ndarray) -> OnBits:
+        """The fingerprints of ``rows`` (a slice or index array) as set positions, for ranking."""
+        return OnBits.from_packed(self.packed[rows], self.spec.n_bits)
+
+    @cached_property
+    def bits(self) -> OnBits:
+        """Every fingerprint as set positions (made on first use, a chunk of rows at a time), for searches over
+        the whole store."""
+        chunks = [self.bits_at(slice(i, i + _FETCH_ROWS)) for i in range(0, len(self), _FETCH_ROWS)]
+        return OnBits.concatenate(chunks) if chunks else OnBits.empty(self.spec.n_bits)
 
     def mass_slice(self, neutral_mass: float, ppm: float) -> slice:
         """The rows whose monoisotopic mass is within ``ppm`` of ``neutral_mass``: a slice, as rows are by mass."""
@@ -157,8 +171,7 @@ class CandidateStore:
             spec=self.spec,
             ids=np.concatenate(ids)[order],
             masses=masses[order],
-            # rows sorted while packed (fixed width: a plain row gather), then turned into positions in chunks
-            bits=_on_bits(np.concatenate(packed)[order], self.spec.n_bits),
+            packed=np.concatenate(packed)[order],
             smiles=np.concatenate(smiles)[order],
             inchikeys=np.concatenate(inchikeys)[order],
             formulas=np.concatenate(formulas)[order],
@@ -181,15 +194,6 @@ class CandidateStore:
             _strings([interned.setdefault(f, f) for f in formulas]),
             packed,
         )
-
-
-def _on_bits(packed: np.ndarray, n_bits: int) -> OnBits:
-    """``OnBits.from_packed`` a chunk of rows at a time, so its temporary arrays stay small."""
-    if len(packed) == 0:
-        return OnBits.empty(n_bits)
-    return OnBits.concatenate(
-        [OnBits.from_packed(packed[i : i + _FETCH_ROWS], n_bits) for i in range(0, len(packed), _FETCH_ROWS)]
-    )
 
 
 def _fetch(session: Session, after_id: int, spec: str, own: bool) -> Iterator[list[tuple[Any, ...]]]:
@@ -226,7 +230,7 @@ def _merge(a: CandidateMatrix, b: CandidateMatrix) -> CandidateMatrix:
         spec=a.spec,
         ids=np.concatenate([a.ids, b.ids])[order],
         masses=masses[order],
-        bits=OnBits.concatenate([a.bits, b.bits])[order],
+        packed=np.concatenate([a.packed, b.packed])[order],
         smiles=np.concatenate([a.smiles, b.smiles])[order],
         inchikeys=np.concatenate([a.inchikeys, b.inchikeys])[order],
         formulas=np.concatenate([a.formulas, b.formulas])[order],
