@@ -5,7 +5,9 @@ timed file by file, with molecules/s and the database's size on disk.
     python3 benchmarks/import_candidates.py --database-url postgresql://postgres@127.0.0.1:5432/msvae_bench
 
 Runs the real command (``python3 -m app.cli candidates import FILE``, one process pool per file) against the
-given database, which should start empty. Writes benchmarks/results/import_candidates-<sqlite|postgresql>.json.
+given database. With ``--time-limit`` the import is interrupted (SIGTERM) once that many seconds have passed and
+the figures are those of the part done; running the same command again resumes it (the first file's row says
+from which record). Writes benchmarks/results/import_candidates-<sqlite|postgresql>.json.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -58,31 +61,41 @@ def main() -> None:
     parser.add_argument("--shared-data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--files", nargs="+", default=FILES, help="paths under --shared-data")
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds, then the import is interrupted")
     args = parser.parse_args()
     env = {**os.environ, "MSVAE_DATABASE_URL": args.database_url, "PYTHONPATH": str(ROOT)}
     rows = []
     total_start = time.perf_counter()
     for name in args.files:
-        before = count_candidates(args.database_url) if rows else 0
+        before = count_candidates(args.database_url)
         start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "app.cli", "candidates", "import", str(Path(args.shared_data) / name),
-             "--workers", str(args.workers)],
-            env=env, stdout=subprocess.PIPE, text=True, check=True,
-        )  # fmt: skip
+        command = [sys.executable, "-m", "app.cli", "candidates", "import", str(Path(args.shared_data) / name),
+                   "--workers", str(args.workers)]  # fmt: skip
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        left = None if args.time_limit is None else max(1.0, args.time_limit - (start - total_start))
+        try:
+            out, _ = child.communicate(timeout=left)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGTERM)  # the command stops its pool, keeps what it committed, says how to resume
+            out, _ = child.communicate()
         seconds = time.perf_counter() - start
-        summary = done.stdout.splitlines()[0]
         after = count_candidates(args.database_url)
-        added, duplicate, rejected = map(
-            int, re.search(r"added (\d+), duplicate (\d+), rejected (\d+)", summary).groups()
-        )
-        records = added + duplicate + rejected
-        rows.append({"file": name, "seconds": round(seconds, 1), "records": records, "added": added,
-                     "duplicate": duplicate, "rejected": rejected, "records_per_s": round(records / seconds, 1),
-                     "candidates_after": after, "new_rows": after - before})  # fmt: skip
+        found = re.search(r"added (\d+), duplicate (\d+), rejected (\d+)", out)
+        row = {"file": name, "seconds": round(seconds, 1), "exit_status": child.returncode,
+               "new_rows": after - before, "new_rows_per_s": round((after - before) / seconds, 1),
+               "candidates_after": after}  # fmt: skip
+        if found:
+            added, duplicate, rejected = map(int, found.groups())
+            resumed = re.search(r"resumed after record ([\d,]+)", out)
+            row.update(records=added + duplicate + rejected, added=added, duplicate=duplicate, rejected=rejected,
+                       records_per_s=round((added + duplicate + rejected) / seconds, 1),
+                       resumed_after_record=int(resumed.group(1).replace(",", "")) if resumed else 0)  # fmt: skip
+        rows.append(row)
         print(rows[-1], flush=True)
+        if child.returncode != 0:
+            break
     total = time.perf_counter() - total_start
-    records = sum(r["records"] for r in rows)
+    records = sum(r.get("records", r["new_rows"]) for r in rows)
     dialect = "sqlite" if args.database_url.startswith("sqlite") else "postgresql"
     size = database_size(args.database_url)
     print(f"{records:,} records in {total / 60:.1f} min ({records / total:,.0f}/s); {size / 1e9:.2f} GB on disk")
@@ -97,6 +110,8 @@ def main() -> None:
             "records_per_s": round(records / total, 1),
             "candidates": count_candidates(args.database_url),
             "database_bytes": size,
+            "time_limit_s": args.time_limit,
+            "complete": all(r["exit_status"] == 0 for r in rows) and len(rows) == len(args.files),
             "load_average_at_end": os.getloadavg(),
             "note": "2 CPU cores shared with other engineers' jobs: the load average says how busy the machine was",
         },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -24,11 +25,15 @@ def _fingerprint_spec(session: Session, settings: Settings) -> str:
     return registered or DEFAULT_FINGERPRINT_SPEC
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_import(file: str, source: str | None = None, workers: int | None = None, progress: bool = True) -> int:
     """Import ``file`` into ``MSVAE_DATABASE_URL`` (migrating it first) with ``workers`` processes (default: one
     per core) and a progress bar on stderr; print the counts and every rejected record. Running it again after an
-    interruption resumes where the last run stopped. Returns the exit status: 0, or 1 when the file cannot be read
-    at all."""
+    interruption resumes where the last run stopped. Returns the exit status: 0, 1 when the file cannot be read
+    at all, 130 when interrupted (Ctrl-C, SIGINT, SIGTERM)."""
     settings = Settings()
     path = Path(file)
     if not path.is_file():
@@ -37,11 +42,16 @@ def run_import(file: str, source: str | None = None, workers: int | None = None,
     upgrade_database(settings.database_url)
     database = Database(settings.database_url)
     bar = None
+    committed = [0]  # records of the file committed so far, for the message on an interruption
+    # SIGTERM (kill, docker stop; SIGINT is ignored by jobs a shell starts in the background) stops the import as
+    # Ctrl-C does: the process pool is shut down and the committed chunks stay, instead of workers left behind.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if progress:
             bar = ProgressBar(count_records(path), label=path.name)
 
         def show(done: int, report: ImportReport) -> None:
+            committed[0] = done
             if bar is not None:
                 bar.update(done, f"added {report.added:,}")
 
@@ -54,7 +64,15 @@ def run_import(file: str, source: str | None = None, workers: int | None = None,
     except CandidateFileError as exc:
         print(f"msvae candidates import: {file}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            f"msvae candidates import: {file}: interrupted with {committed[0]:,} records committed; "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
         database.dispose()
