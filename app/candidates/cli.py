@@ -53,7 +53,7 @@ def run_import(file: str, source: str | None = None, workers: int | None = None,
         def show(done: int, report: ImportReport) -> None:
             committed[0] = done
             if bar is not None:
-                bar.update(done, f"added {report.added:,}")
+                bar.update(done, f"added {report.added:,}", since=report.resumed_from)
 
         with database.session() as session:
             spec = _fingerprint_spec(session, settings)

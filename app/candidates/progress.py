@@ -20,13 +20,14 @@ class ProgressBar:
         self._tty = self.stream.isatty()
         self._last_percent = -1
 
-    def update(self, done: int, extra: str = "") -> None:
+    def update(self, done: int, extra: str = "", since: int = 0) -> None:
+        """Show ``done`` of ``total``; the rate counts what was done after ``since`` (a resumed run's start)."""
         percent = min(100, 100 * done // self.total)
         if not self._tty and percent < self._last_percent + 5 and done < self.total:
             return
         self._last_percent = percent
         elapsed = max(time.monotonic() - self._start, 1e-9)
-        rate = done / elapsed
+        rate = (done - since) / elapsed
         eta = (self.total - done) / rate if rate > 0 else float("inf")
         filled = self.width * percent // 100
         bar = "#" * filled + "." * (self.width - filled)
