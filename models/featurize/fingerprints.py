@@ -160,11 +160,19 @@ def molecule_from_smiles(smiles: str, spec: FingerprintSpec | str | None = DEFAU
 
     ``spec=None`` skips the fingerprint (``bits`` is then empty), for callers that need only the identity.
     """
-    mol = mol_from_smiles(smiles)
+    return molecule_from_mol(mol_from_smiles(smiles), spec, smiles)
+
+
+def molecule_from_mol(
+    mol: Chem.Mol, spec: FingerprintSpec | str | None = DEFAULT_FINGERPRINT_SPEC, smiles: str | None = None
+) -> Molecule:
+    """:func:`molecule_from_smiles` of an already parsed and sanitized molecule (``smiles``, when given, is what
+    an :class:`InvalidMoleculeError` names)."""
     with BlockLogs():
         inchikey = Chem.MolToInchiKey(mol)
     if not inchikey:
-        raise InvalidMoleculeError(smiles, "InChI cannot represent this molecule (no InChIKey)")
+        reason = "InChI cannot represent this molecule (no InChIKey)"
+        raise InvalidMoleculeError(smiles or Chem.MolToSmiles(mol), reason)
     charge = Chem.GetFormalCharge(mol)
     return Molecule(
         smiles=Chem.MolToSmiles(mol),
