@@ -178,7 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's)")
     p.add_argument("--oracle", default=None, help="MNIST-Split oracle file (default data/oracles/mnist_resnet18.pt)")
     p.add_argument("--bin-width", type=float, default=None, help="spectra: m/z bin width in Da (default 0.1)")
-    p.add_argument("--intensity", default=None, help="spectra: sqrt (default), log1p (the paper's code) or linear")
+    p.add_argument(
+        "--intensity",
+        default=None,
+        help="spectra: sqrt (default), log1p (the paper's code), log1p-relative (the paper's 0-100 scale) or linear",
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser("reproduce", help="run the paper's sweep for an experiment")

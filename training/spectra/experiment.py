@@ -423,6 +423,8 @@ def model_card(record: dict[str, Any]) -> dict[str, Any]:
             "parameters": record["num_parameters"],
             "epochs": record["epochs"],
             "best_epoch": record["best_epoch"],
+            "stopped_at_epoch": record.get("stopped_at_epoch"),
+            "unpaired_library_molecules": record.get("library_molecules", 0),
             "selection": record["select_metric"],
             "optimizer": f"Adam, lr {record['lr']:g}, batch {record['batch_size']}",
             "seed": record["seed"],
@@ -431,6 +433,7 @@ def model_card(record: dict[str, Any]) -> dict[str, Any]:
             "command": record["command"],
         },
         "test_metrics": {name: _short(r) for name, r in record["test"].items()},
+        "test_spread_bootstrap_over_test_structures": record.get("spread"),
         "random_baseline_test": {name: _short(r) for name, r in record["random"].items()},
     }
 
