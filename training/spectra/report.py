@@ -183,9 +183,12 @@ def _kept(spec_text: str) -> str:
 
 def read_study(runs_dir: str | Path) -> list[dict[str, Any]]:
     """The ``result.json`` of every run folder under ``runs_dir`` (:mod:`training.spectra.study`), each labelled by
-    its folder name without the ``-s<level>-seed<seed>`` tail; library-search runs first."""
+    its folder name without the ``-s<level>-seed<seed>`` tail; library-search runs first. The fingerprint
+    study's runs (``fingerprint-*``, validation only) are not rows."""
     records = []
     for path in sorted(Path(runs_dir).glob("*/result.json")):
+        if path.parent.name.startswith("fingerprint-"):
+            continue
         record = json.loads(path.read_text())
         record["label"] = path.parent.name.rsplit("-s", 1)[0].rsplit("-seed", 1)[0]
         records.append(record)
