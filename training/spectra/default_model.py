@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", default="runs/spectra/default", help="trainer files")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--patience", type=int, default=PATIENCE)
-    parser.add_argument("--model", default="svae", help="network: svae (the default model) or another registry VAE (vaevae ...)")
+    parser.add_argument(
+        "--model", default="svae", help="network: svae (the default model) or another registry VAE (vaevae ...)"
+    )
     parser.add_argument("--supervision", type=float, default=1.0)
     parser.add_argument("--library-molecules", type=int, default=LIBRARY_MOLECULES)
     parser.add_argument("--fingerprint-weight", type=float, default=FINGERPRINT_WEIGHT)
