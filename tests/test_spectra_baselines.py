@@ -5,6 +5,7 @@ unpaired library fingerprints in the semi-supervised data."""
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from models.retrieval import candidate_scores
 from models.spectra_model import SpectraModel
 from training.spectra.evaluate import bootstrap_top_k
 from training.spectra.library_search import library_search_probs, mix_predictions, nearest_neighbours
+from training.spectra.report import read_study
 
 
 def test_library_search_by_hand():
@@ -86,3 +88,12 @@ def test_bootstrap_resamples_whole_groups():
     assert 0 < out["top1_rate_sd"] < 0.6
     same = bootstrap_top_k(np.ones(6), np.arange(6), ks=(1, 5), n_boot=50)
     assert same["top1_rate_sd"] == 0 and same["top5_rate_lo"] == same["top5_rate_hi"] == 1
+
+
+def test_study_runs_are_labelled_by_folder(tmp_path):
+    for name, model in [("library-search-s0.1-seed2", "library-search"), ("svae-fpw10-s1-seed0", "svae"),
+                        ("fingerprint-maccs", "mlp")]:  # fmt: skip
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps({"model": model, "supervision": 0.5}))
+    records = read_study(tmp_path)
+    assert [r["label"] for r in records] == ["library-search", "svae-fpw10"]  # library search first, no study runs

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -190,7 +191,7 @@ def read_study(runs_dir: str | Path) -> list[dict[str, Any]]:
         if path.parent.name.startswith("fingerprint-"):
             continue
         record = json.loads(path.read_text())
-        record["label"] = path.parent.name.rsplit("-s", 1)[0].rsplit("-seed", 1)[0]
+        record["label"] = re.sub(r"-s[0-9.]+-seed[0-9]+$", "", path.parent.name)
         records.append(record)
     return sorted(records, key=lambda r: (r["model"] != "library-search", r["label"], -r["supervision"]))
 
