@@ -25,7 +25,7 @@ import torch
 from training.spectra.experiment import train_one
 from training.spectra.study import BINNING, BIT_RATES, FINGERPRINT, MAX_VALID, VAE_NETWORK
 
-EPOCHS = 20
+EPOCHS = 30
 PATIENCE = 4
 LIBRARY_MOLECULES = 20_000
 FINGERPRINT_WEIGHT = 10.0
