@@ -31,13 +31,13 @@ SPECTRUM = {"title": "ok", "precursor_mz": 195.0877, "peaks": [[138.07, 100.0], 
 MGF = b"BEGIN IONS\nTITLE=ok\nPEPMASS=195.0877\n138.07 100\n110.07 20\nEND IONS\n"
 
 
-# 50 spectra with 100 SMILES of 500 atoms each: far more RDKit work than the time budget allows
 def _chain(k: int) -> str:
     """A distinct long-chain SMILES for each k < 5,000."""
     return "C" * (300 + k % 300) + "N" * (1 + k // 300)
 
 
-# 5,000 distinct long chains, so the service's fingerprint cache cannot shortcut the RDKit work
+# 50 spectra with 100 distinct SMILES of 300-600 atoms each: far more RDKit work than the time budget allows, and
+# no two alike, so the service's fingerprint cache cannot shortcut it
 HEAVY = {
     "spectra": [
         {**SPECTRUM, "title": f"heavy {i}", "candidates": [_chain(100 * i + j) for j in range(100)]} for i in range(50)
