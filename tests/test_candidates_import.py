@@ -239,6 +239,7 @@ def _table(db: Database) -> list[tuple]:
         return sorted(tuple(row) for row in session.execute(sa.select(*columns)))
 
 
+@pytest.mark.full_data  # MOSES molecules (../shared/data/molecules)
 def test_interrupted_import_resumes_and_ends_as_an_uninterrupted_one(
     db: Database, shared_data: Path, tmp_path: Path
 ) -> None:
@@ -276,6 +277,7 @@ def test_interrupted_import_resumes_and_ends_as_an_uninterrupted_one(
     assert _table(db) == expected
 
 
+@pytest.mark.full_data  # MOSES molecules (../shared/data/molecules)
 def test_pool_and_single_process_store_the_same_rows(db_url: str, shared_data: Path, tmp_path: Path) -> None:
     path = _moses_file(shared_data, tmp_path, n=90)
     tables = []
