@@ -124,6 +124,12 @@ def _evaluate_retrieval(args: argparse.Namespace) -> int:
     return run_evaluate_retrieval(args)
 
 
+def _evaluate_casmi2017(args: argparse.Namespace) -> int:
+    from training.spectra.casmi2017 import run_evaluate_casmi2017
+
+    return run_evaluate_casmi2017(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand of DESIGN.md."""
     parser = argparse.ArgumentParser(prog="msvae", description=__doc__.split("\n")[0])
@@ -162,6 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None)
     p.add_argument("--out", default=None)
     p.set_defaults(func=_evaluate_retrieval)
+
+    p = sub.add_parser("evaluate-casmi2017", help="the CASMI 2017 evaluation from the contest's own files")
+    p.add_argument("--data", required=True, help="the contest's files, unzipped (CASMI-solutions.csv, ...)")
+    p.add_argument("--model", default=None)
+    p.add_argument("--out", default=None, help="JSON report (default casmi2017.retrieval.json; plot beside it)")
+    p.add_argument(
+        "--candidates",
+        default="auto",
+        choices=["auto", "official", "formula", "mass"],
+        help="auto: the official lists when present, else library structures of the solution's formula",
+    )
+    p.add_argument("--ppm", type=float, default=10.0, help="mass window of --candidates mass")
+    p.add_argument("--library", default=None, help="folder with massbank/ and molecules/ (default MSVAE_DATA_DIR)")
+    p.add_argument("--library-cache", default=None, help="library index cache (default MSVAE_DATA_DIR/library)")
+    p.set_defaults(func=_evaluate_casmi2017)
 
     p = sub.add_parser("train", help="train one model on one experiment at one supervision level")
     p.add_argument("experiment", choices=EXPERIMENTS)

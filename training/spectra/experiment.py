@@ -43,7 +43,7 @@ from training.spectra.data import (
     read_unpaired_spectra,
     semi_supervised_data,
 )
-from training.spectra.dataset import write_split
+from training.spectra.dataset import read_split, write_split
 from training.spectra.evaluate import DEFAULT_PROTOCOLS, candidate_counts, flat_metrics, pool_retrieval
 from training.trainer import seed_everything, train
 
@@ -123,6 +123,7 @@ def train_one(
     unpaired_mgf: Sequence[str | Path] = (),
     fingerprint_spec: str = DEFAULT_FINGERPRINT_SPEC,
     binning: BinningSpec | dict[str, Any] | None = None,
+    split_file: str | Path | None = None,
     model_dir: str | Path | None = None,
     model_name_in_card: str | None = None,
     weights_dtype: str = "float16",
@@ -140,6 +141,8 @@ def train_one(
         max_train, max_valid, max_test: a seeded random sample of N training spectra to train on, of N validation
             spectra to evaluate each epoch, of N test spectra to evaluate at the end (default: all of each).
         unpaired_mgf: MGF files of unidentified spectra added to the unpaired spectra.
+        split_file: a split written by :func:`~training.spectra.dataset.write_split` to use instead of the default
+            one (e.g. the CASMI 2016 hold-out of :mod:`training.spectra.casmi2016`).
         model_dir: also write the best model directory there (e.g. ``models/default``), with its card.
         command: the command line that ran this, recorded in the result and the card.
         network_overrides: sizes for ``build_model`` (``spectrum_hidden`` ...) over those of ``size``.
@@ -157,6 +160,8 @@ def train_one(
     binning = BinningSpec.from_dict(binning) if isinstance(binning, dict) else (binning or BinningSpec())
 
     data = load_spectra_data(data_dir, binning=binning, fingerprint_spec=fingerprint_spec, limit=max_spectra)
+    if split_file is not None:
+        data.split = read_split(split_file, data.records)
     data.split = replace(data.split, train=_sample(data.split.train, max_train, seed))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_split(data.split, out_dir / "split.json", source=str(MASSBANK_FILE))
@@ -226,6 +231,7 @@ def train_one(
         "max_train": max_train,
         "max_valid": max_valid,
         "max_test": max_test,
+        "split_file": None if split_file is None else str(split_file),
     }
     model.card = model_card(record)
     model.save(out_dir / "model", weights_dtype=weights_dtype)
@@ -256,7 +262,9 @@ def model_card(record: dict[str, Any]) -> dict[str, Any]:
             "rejected": {"invalid_smiles": data["rejected"], "not_featurizable": data["not_featurizable"]},
         },
         "split": {
-            "method": "by first InChIKey block, sha256-ordered, 80/10/10 of structures, seed 0",
+            "method": "by first InChIKey block, sha256-ordered, 80/10/10 of structures, seed 0"
+            if record.get("split_file") is None
+            else f"by first InChIKey block, read from {record['split_file']}",
             "counts": data["split"],
         },
         "supervision": {"level": record["supervision"], **data["semi_supervision"]},
