@@ -130,6 +130,13 @@ def _evaluate_casmi2017(args: argparse.Namespace) -> int:
     return run_evaluate_casmi2017(args)
 
 
+def _evaluate_formula(args: argparse.Namespace) -> int:
+    from training.spectra.formula_eval import run_evaluate_formula
+
+    args.data = _data_dir(args.data)
+    return run_evaluate_formula(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand of DESIGN.md."""
     parser = argparse.ArgumentParser(prog="msvae", description=__doc__.split("\n")[0])
@@ -183,6 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--library", default=None, help="folder with massbank/ and molecules/ (default MSVAE_DATA_DIR)")
     p.add_argument("--library-cache", default=None, help="library index cache (default MSVAE_DATA_DIR/library)")
     p.set_defaults(func=_evaluate_casmi2017)
+
+    p = sub.add_parser("evaluate-formula", help="MassBank retrieval among library structures of the true formula")
+    p.add_argument("models", nargs="+", help="model directories (one binning and fingerprint)")
+    p.add_argument("--data", default=None, help="folder with massbank/ and molecules/ (default MSVAE_DATA_DIR)")
+    p.add_argument("--part", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default=None, help="split JSON (default: the model's run folder split.json)")
+    p.add_argument("--max-queries", type=int, default=None, help="a seeded sample of N query spectra")
+    p.add_argument("--library-cache", default="runs/library", help="structure library index and cache")
+    p.add_argument("--out", default=None, help="JSON report (default formula-retrieval.json)")
+    p.set_defaults(func=_evaluate_formula)
 
     p = sub.add_parser("train", help="train one model on one experiment at one supervision level")
     p.add_argument("experiment", choices=EXPERIMENTS)

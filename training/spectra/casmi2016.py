@@ -33,7 +33,7 @@ from models.spectra_model import SpectraModel
 from training.spectra.data import SpectraData, load_spectra_data
 from training.spectra.dataset import PARTS, Split, _split_from_blocks, read_split, split_by_structure, write_split
 from training.spectra.experiment import RESULT_FILE, train_one
-from training.spectra.formula_protocol import CandidateSets, FormulaQuery, evaluate_formula
+from training.spectra.formula_eval import evaluate_formula_rows
 from training.spectra.library import StructureLibrary, open_library
 
 CASMI2016_PREFIX = "MSBNK-CASMI_2016-"
@@ -83,27 +83,11 @@ def write_holdout_split(data: SpectraData, path: Path) -> dict[str, int]:
     }
 
 
-def formula_queries(data: SpectraData, rows: np.ndarray) -> list[FormulaQuery]:
-    """The formula-protocol queries of the records ``rows`` (formula and structure from each record)."""
-    return [FormulaQuery(data.records[i].formula, data.records[i].inchikey_block, data.records[i].smiles) for i in rows]
-
-
-def mean_training_fingerprint(data: SpectraData, split: Split) -> np.ndarray:
-    """Mean fingerprint bits of the training structures (one per structure): the spectrum-blind prediction."""
-    structures = np.unique(data.structure[split.train])
-    return data.structures.bits[structures].mean(axis=0)
-
-
 def evaluate_run(
     run_dir: Path, data: SpectraData, split: Split, library: StructureLibrary, rows: np.ndarray
 ) -> dict[str, Any]:
     """The formula protocol on the records ``rows`` for the model in ``run_dir/model`` (and the blind baseline)."""
-    model = SpectraModel.load(run_dir / "model", device="cpu")
-    if model.binning != data.binning or model.fingerprint_spec != data.fingerprint_spec:
-        raise ValueError(f"{run_dir}: the model's binning or fingerprint differs from the evaluation data's")
-    probs = model.predict_features(data.features[rows])
-    candidates = CandidateSets(library, data.fingerprint_spec)
-    return evaluate_formula(probs, formula_queries(data, rows), candidates, mean_training_fingerprint(data, split))
+    return evaluate_formula_rows(SpectraModel.load(run_dir / "model", device="cpu"), data, split, rows, library)
 
 
 def main(argv: list[str] | None = None) -> None:

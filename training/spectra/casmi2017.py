@@ -214,7 +214,7 @@ def read_casmi2017(folder: str | Path) -> Casmi2017Data:
                 candidate_file = found[0]
             else:
                 where = cand_dir.name if cand_dir else "challenges-*-candidates*"
-                missing.append(f"{where}/{name}.csv (official candidate list)")
+                missing.append(f"{where}/{name}.csv")
         challenges.append(Challenge(number, wanted[number], spectrum_file, candidate_file, **facts.get(number, {})))
     if missing:
         raise Casmi2017LayoutError(folder, missing)

@@ -95,7 +95,8 @@ def formula_and_mass(smiles: Sequence[str]) -> tuple[list[str], np.ndarray]:
 
 
 def _lower_priority() -> None:
-    os.nice(10)
+    """Run pool workers at niceness 10 (not lower than the parent's): the build is a background job."""
+    os.nice(max(0, 10 - os.nice(0)))
 
 
 def _featurize_all(smiles: list[str], workers: int) -> tuple[list[str], np.ndarray]:
