@@ -70,7 +70,9 @@ def write_holdout_split(data: SpectraData, path: Path) -> dict[str, int]:
     base = split_by_structure(data.records)
     split = casmi_holdout_split(base, blocks, keys)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_split(split, path, source="massbank/massbank-pos-ms2.mgf.gz, CASMI 2016 structures held out")
+    tmp = path.with_suffix(".tmp")  # replaced in one step: runs training at the same time read this file
+    write_split(split, tmp, source="massbank/massbank-pos-ms2.mgf.gz, CASMI 2016 structures held out")
+    tmp.replace(path)
     moved = {name: len(set(base.blocks[name]) & set(blocks)) for name in ("train", "val")}
     return {
         "casmi_spectra": len(rows),
@@ -102,7 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bin-width", type=float, default=BIN_WIDTH, help="spectrum bin width, Da")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-valid", type=int, default=MAX_VALID, help="validation spectra scored per epoch")
-    parser.add_argument("--train-only", action="store_true", help="train the missing runs, evaluate nothing")
+    stage = parser.add_mutually_exclusive_group()
+    stage.add_argument("--train-only", action="store_true", help="train the missing runs, evaluate nothing")
+    stage.add_argument("--evaluate-only", action="store_true",
+                       help="train nothing: report the runs on disk, list the missing ones")  # fmt: skip
     parser.add_argument("--out-dir", default="reports", help="where casmi2016.{json,md,png} go")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -112,15 +117,14 @@ def main(argv: list[str] | None = None) -> None:
     data = load_spectra_data(args.data, binning=binning)
     split_path = runs / SPLIT_FILE
     split_counts = write_holdout_split(data, split_path)
-    for model_name in args.models:
-        for seed in args.seeds:
-            run_dir = runs / f"{model_name}-s{args.supervision:g}-seed{seed}"
-            if (run_dir / RESULT_FILE).exists():
-                continue
-            train_one(
-                model_name, args.supervision, args.epochs, args.data, run_dir, "cpu", seed, binning=binning,
-                split_file=split_path, max_valid=args.max_valid, max_test=MAX_TEST, command=command,
-            )  # fmt: skip
+    wanted = [(m, seed, runs / f"{m}-s{args.supervision:g}-seed{seed}") for m in args.models for seed in args.seeds]
+    for model_name, seed, run_dir in wanted:
+        if (run_dir / RESULT_FILE).exists() or args.evaluate_only:
+            continue
+        train_one(
+            model_name, args.supervision, args.epochs, args.data, run_dir, "cpu", seed, binning=binning,
+            split_file=split_path, max_valid=args.max_valid, max_test=MAX_TEST, command=command,
+        )  # fmt: skip
     if args.train_only:
         return
     from training.spectra.casmi_report import write_casmi2016_report
@@ -129,13 +133,14 @@ def main(argv: list[str] | None = None) -> None:
     split = read_split(split_path, data.records)
     library = open_library(args.data, args.library_cache)
     rows = casmi_rows(data)
-    evaluations = {}
-    for model_name in args.models:
-        for seed in args.seeds:
-            run_dir = runs / f"{model_name}-s{args.supervision:g}-seed{seed}"
-            evaluations[(model_name, seed)] = evaluate_run(run_dir, data, split, library, rows)
+    evaluations = {
+        (model_name, seed): evaluate_run(run_dir, data, split, library, rows)
+        for model_name, seed, run_dir in wanted
+        if (run_dir / RESULT_FILE).exists()
+    }
+    missing = [run_dir.name for _, _, run_dir in wanted if not (run_dir / RESULT_FILE).exists()]
     write_casmi2016_report(
-        Path(args.out_dir), evaluations, runs=runs, command=command, split_counts=split_counts,
+        Path(args.out_dir), evaluations, runs=runs, command=command, split_counts=split_counts, missing_runs=missing,
         library=library.manifest(), supervision=args.supervision, eval_seconds=time.perf_counter() - start,
     )  # fmt: skip
 

@@ -66,6 +66,7 @@ def casmi2016_document(
     library: dict[str, Any],
     supervision: float,
     eval_seconds: float,
+    missing_runs: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The JSON document: one result row per (model, seed), the spectrum-blind and random rows, and a summary per
     model (mean and range over seeds of every top-k count)."""
@@ -81,6 +82,7 @@ def casmi2016_document(
             "counts": {k: report[k] for k in ("n", "top1", "top5", "top10", "top20")},
             "best_epoch": run["best_epoch"], "epochs": run["epochs"], "train_time_s": run["train_time_s"],
             "massbank_test_nearest256_top1_rate": run["metrics"].get("nearest256_top1_rate"),
+            "train_command": run["command"],
         })  # fmt: skip
     first = next(iter(evaluations.values()))
     blind, n = first["spectrum_blind"], first["model"]["n"]
@@ -108,6 +110,7 @@ def casmi2016_document(
         "spectrum_blind": {"metrics": flat_formula_metrics(blind), "topk_counts": blind["topk_counts"]},
         "random": {"topk_counts": [round(x, 2) for x in first["model"]["random_topk_counts"]]},
         "eval_time_s": round(eval_seconds, 1),
+        "missing_runs": list(missing_runs),
     }
 
 
@@ -156,7 +159,11 @@ def casmi2016_markdown(doc: dict[str, Any]) -> str:
             f"{100 * (r['massbank_test_nearest256_top1_rate'] or 0):.1f}%"
             for r in doc["results"]
         ) + ".",
+        "",
+        "Training commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(r["train_command"] for r in doc["results"])),
     ]  # fmt: skip
+    if doc["missing_runs"]:
+        lines += ["", "Runs asked for but not on disk (not trained in time): " + ", ".join(doc["missing_runs"]) + "."]
     return "\n".join(lines) + "\n"
 
 
