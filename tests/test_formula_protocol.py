@@ -66,6 +66,7 @@ def test_evaluate_formula_reports_model_and_blind_baseline(candidates):
     assert out["spectrum_blind"]["top1"] == 0 and out["spectrum_blind"]["mean_rank"] == 2.0
     assert out["model"]["mean_bit_auc"] is not None
     assert out["model"]["true_added"] == 0 and out["model"]["n_candidates_mean"] == 2.0
+    assert out["model"]["single_candidate_queries"] == 0 and out["model"]["median_candidates"] == 2.0
     metrics = flat_formula_metrics(out["model"])
     assert metrics["formula_top1_rate"] == 1.0 and metrics["formula_n_candidates_mean"] == 2.0
 

@@ -102,6 +102,8 @@ def formula_report(ranks: FormulaRanks, quality: dict[str, float] | None = None)
         **report,
         "true_added": int(ranks.true_added.sum()),
         "topk_counts": ranks.topk_counts(),
+        "single_candidate_queries": int(np.count_nonzero(ranks.n_candidates == 1)),
+        "median_candidates": float(np.median(ranks.n_candidates)) if len(ranks.n_candidates) else None,
         "random_topk_counts": ranks.random_topk_counts(),
         "protocol": "every library structure (first InChIKey block) of the query's molecular formula, true "
         "structure included",
