@@ -5,13 +5,16 @@ A step is the paper's: a batch of 100 paired samples plus 100 unpaired top halve
 run once per input) so that avoidable work shows. Each model runs in its own process, so the peak resident memory
 (CPU) or the peak CUDA allocation belongs to that model alone.
 
-    python3 benchmarks/train_step.py [--data ../shared/data] [--device cpu|cuda] [--steps 20] [--paper-code-nets]
+    python3 benchmarks/train_step.py [--data DIR] [--device cpu|cuda] [--steps 20] [--threads 1] [--paper-code-nets]
+
+``--data`` defaults to ``MSVAE_SHARED_DATA``, else ``../shared/data``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -23,11 +26,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def measure(name: str, data: Path, device: str, steps: int, warmup: int, paper_code_nets: bool) -> dict:
-    """Time ``steps`` optimisation steps of one model (after ``warmup`` untimed ones)."""
+def measure(name: str, data: Path, device: str, steps: int, warmup: int, paper_code_nets: bool, threads: int) -> dict:
+    """Time ``steps`` optimisation steps of one model (after ``warmup`` untimed ones) on ``threads`` CPU threads."""
     import numpy as np
     import torch
 
+    torch.set_num_threads(threads)
     from models import MultimodalBatch, build_model
     from models.encoders import GaussianEncoder, JointEncoder
 
@@ -35,8 +39,7 @@ def measure(name: str, data: Path, device: str, steps: int, warmup: int, paper_c
     images = np.load(data / "mnist" / "mnist.npz")["x_train"][:3000]
     x = torch.tensor(images, dtype=torch.float32).div(255).unsqueeze(1).to(device)
     top, bottom = x[:, :, :14], x[:, :, 14:]
-    overrides = {"fc_width": 512, "decoder_first_fc": False} if paper_code_nets else {}
-    model = build_model(name, "mnist-split", **overrides).to(device)
+    model = build_model(name, "mnist-split", paper_code_nets=paper_code_nets).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=2e-4)
     passes = [0]
     for module in model.modules():
@@ -86,16 +89,19 @@ def measure(name: str, data: Path, device: str, steps: int, warmup: int, paper_c
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--models", nargs="+", default=None)
+    default_data = os.environ.get("MSVAE_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=Path(default_data), help="the shared data folder (mnist/)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per model")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per model process")
+    parser.add_argument("--models", nargs="+", default=None, help="registry names (default: all)")
     parser.add_argument("--paper-code-nets", action="store_true", help="the poe-vaes code's networks (ANCHORS.md)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # run one model in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.data, args.device, args.steps, args.warmup, args.paper_code_nets)))
+        print(json.dumps(measure(args.one, args.data, args.device, args.steps, args.warmup, args.paper_code_nets,
+                                 args.threads)))  # fmt: skip
         return
 
     from _machine import save
@@ -105,7 +111,7 @@ def main() -> None:
     rows = []
     for name in args.models or MODEL_NAMES:
         cmd = [sys.executable, __file__, "--one", name, "--data", str(args.data), "--device", args.device]
-        cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+        cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
         cmd += ["--paper-code-nets"] if args.paper_code_nets else []
         stdout = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         row = json.loads(stdout.strip().splitlines()[-1])
@@ -120,8 +126,9 @@ def main() -> None:
         f"train_step{suffix}",
         {
             "step": "100 paired + 100 unpaired top + 100 unpaired bottom MNIST-Split samples",
-            "networks": "poe-vaes code (fc 512, no first decoder FC)" if args.paper_code_nets else "Table A.2",
+            "networks": "poe-vaes code (paper_code_nets=True)" if args.paper_code_nets else "Table A.2",
             "device": args.device,
+            "threads": args.threads,
             "steps": args.steps,
             "results": rows,
         },

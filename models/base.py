@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from models.batch import LossOutput, MultimodalBatch
-from models.gaussian import DiagonalGaussian, product_of_experts
+from models.gaussian import EXPERT_VARIANCES, DiagonalGaussian, ExpertVariance, product_of_experts
 from models.spec import ModalitySpec
 
 Subset = tuple[str, ...]
@@ -64,15 +64,26 @@ class MultimodalVAE(nn.Module):
     Args:
         modalities: the experiment's modalities (``models.networks.experiment_modalities``), in a fixed order.
         latent_dim: L.
-        prior_expert: include N(0, I) as an expert in every product of experts (the paper's code does; MVAE needs
-            it; off by default for the others, see models/svae.py).
+        prior_expert: include N(0, I) as an expert in every product of experts (on by default: eq. 18 and 38 make
+            q(z | nothing observed) = p(z), and the paper's code puts the prior into every product).
+        expert_variance: how the encoders' raw variance output becomes a variance
+            (:meth:`DiagonalGaussian.from_params`: "softplus", as the paper's code; "exp" only for old models).
     """
 
     #: False for models that can only learn from paired samples (JMVAE).
     uses_unpaired: bool = True
 
-    def __init__(self, modalities: dict[str, ModalitySpec], latent_dim: int, prior_expert: bool = False) -> None:
+    def __init__(
+        self,
+        modalities: dict[str, ModalitySpec],
+        latent_dim: int,
+        prior_expert: bool = True,
+        expert_variance: ExpertVariance = "softplus",
+    ) -> None:
         super().__init__()
+        if expert_variance not in EXPERT_VARIANCES:
+            raise ValueError(f"expert_variance must be one of {EXPERT_VARIANCES}, not {expert_variance!r}")
+        self.expert_variance = expert_variance
         if len(modalities) < 2:
             raise ValueError("a multimodal VAE needs at least two modalities")
         self.names: list[str] = list(modalities)

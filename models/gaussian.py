@@ -11,10 +11,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+from torch.nn import functional as F
 
-# Log-variances are clamped so that exp() neither overflows nor gives zero precision.
+#: How an expert's raw network output becomes its variance (see :meth:`DiagonalGaussian.from_params`).
+ExpertVariance = Literal["softplus", "exp"]
+EXPERT_VARIANCES: tuple[str, ...] = ("softplus", "exp")
+# softplus: a floor keeps the precision finite (1e6) when softplus underflows; it leaves every gradient intact.
+VARIANCE_FLOOR = 1e-6
+# exp (the old head): the log-variance is clamped so that exp() neither overflows nor gives zero precision.
 LOGVAR_MIN, LOGVAR_MAX = -18.0, 18.0
 
 
@@ -56,14 +63,25 @@ class DiagonalGaussian:
         return DiagonalGaussian(zeros, zeros)
 
     @staticmethod
-    def from_params(mean: torch.Tensor, raw_logvar: torch.Tensor) -> DiagonalGaussian:
-        """Build from a network's two heads, clamping the log-variance to a safe range."""
-        return DiagonalGaussian(mean, raw_logvar.clamp(LOGVAR_MIN, LOGVAR_MAX))
+    def from_params(mean: torch.Tensor, raw: torch.Tensor, variance: ExpertVariance = "softplus") -> DiagonalGaussian:
+        """Build an expert from a network's two heads: the mean, and a raw output that sets the variance.
 
+        ``"softplus"`` (default): var = softplus(raw) + 1e-6, the parametrisation of the paper's code (its experts
+        output a softplus "scale", and pixyz 0.1.2's product of normals takes 1/scale as the precision, so inside
+        every product the softplus output is the variance). It is smooth everywhere: an expert that drifts
+        towards an uninformative variance keeps a gradient that brings it back (d log var / d raw = sigmoid(raw)
+        / softplus(raw) ~ 1/raw for large raw).
 
-def cat(gaussians: Sequence[DiagonalGaussian]) -> DiagonalGaussian:
-    """Concatenate batches of Gaussians along the batch dimension."""
-    return DiagonalGaussian(torch.cat([g.mean for g in gaussians]), torch.cat([g.logvar for g in gaussians]))
+        ``"exp"``: log var = raw clamped to [-18, 18], the head of models saved before 2026-11-29. Past the
+        clamp its gradient is exactly zero; with the N(0, I) prior expert in a product, whose zero-KL state lies
+        at var -> infinity, experts were seen to run into the upper clamp and stay there (every KL 0.000 by step
+        50 on MNIST-Split). Kept only so that those saved models load and predict unchanged.
+        """
+        if variance == "softplus":
+            return DiagonalGaussian(mean, torch.log(F.softplus(raw) + VARIANCE_FLOOR))
+        if variance == "exp":
+            return DiagonalGaussian(mean, raw.clamp(LOGVAR_MIN, LOGVAR_MAX))
+        raise ValueError(f"expert variance must be one of {EXPERT_VARIANCES}, not {variance!r}")
 
 
 def product_of_experts(

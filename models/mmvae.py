@@ -61,12 +61,18 @@ class MMVAE(MultimodalVAE):
         modalities: the experiment's modalities.
         latent_dim: L.
         k: importance samples per expert (MMVAE used 30 on MNIST-SVHN).
+        expert_variance: the encoders' variance parametrisation (see :class:`MultimodalVAE`).
     """
 
-    def __init__(self, modalities: dict[str, ModalitySpec], latent_dim: int, k: int = 10) -> None:
-        super().__init__(modalities, latent_dim, prior_expert=False)
+    def __init__(
+        self, modalities: dict[str, ModalitySpec], latent_dim: int, k: int = 10, expert_variance: str = "softplus"
+    ) -> None:
+        # A mixture has no product of experts, so no prior expert either.
+        super().__init__(modalities, latent_dim, prior_expert=False, expert_variance=expert_variance)
         self.k = k
-        self.unimodal = nn.ModuleDict({m: GaussianEncoder(spec, latent_dim) for m, spec in modalities.items()})
+        self.unimodal = nn.ModuleDict(
+            {m: GaussianEncoder(spec, latent_dim, expert_variance) for m, spec in modalities.items()}
+        )
 
     def posterior_rules(self, observed: dict[str, torch.Tensor]) -> list[DiagonalGaussian]:
         """The mixture's components for the observed modalities."""

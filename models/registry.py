@@ -25,7 +25,7 @@ MODEL_FACTORIES: dict[str, tuple[Callable[..., MultimodalVAE], dict[str, Any]]] 
 MODEL_NAMES: tuple[str, ...] = tuple(MODEL_FACTORIES)
 
 # Keyword arguments that configure the model itself; every other override sizes the experiment's networks.
-_MODEL_KWARGS = {"prior_expert", "joint_hidden", "k"}
+_MODEL_KWARGS = {"prior_expert", "expert_variance", "subset_terms", "joint_hidden", "k"}
 
 
 def build_model(
@@ -39,9 +39,9 @@ def build_model(
     """A model of the registry (``svae``, ``svae-star``, ``vaevae``, ``vaevae-a``, ``vaevae-star``, ``mmvae``,
     ``mvae``, ``jmvae``) on an experiment's networks (``models.networks``) or on given ``modalities``.
 
-    ``latent_dim`` defaults to the experiment's (Appendix A); ``prior_expert``, ``joint_hidden`` and ``k``
-    (MMVAE's importance samples) configure the model where it has them; other keyword overrides size the
-    networks (e.g. ``n_bins``, ``spectrum_hidden``).
+    ``latent_dim`` defaults to the experiment's (Appendix A); ``prior_expert``, ``expert_variance``,
+    ``subset_terms``, ``joint_hidden`` and ``k`` (MMVAE's importance samples) configure the model where it has
+    them; other keyword overrides size the networks (e.g. ``n_bins``, ``spectrum_hidden``, ``paper_code_nets``).
     """
     if name not in MODEL_FACTORIES:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
@@ -59,9 +59,11 @@ def build_model(
     if latent_dim is None:
         raise ValueError("latent_dim is required with explicit modalities")
     factory, fixed = MODEL_FACTORIES[name]
-    accepted = (
-        {"prior_expert", "joint_hidden"} if factory is JointVAE else {"prior_expert"} if factory is PoEVAE else {"k"}
-    )
+    accepted = {
+        JointVAE: {"prior_expert", "expert_variance", "subset_terms", "joint_hidden"},
+        PoEVAE: {"prior_expert", "expert_variance", "subset_terms"},
+        MMVAE: {"k", "expert_variance"},
+    }[factory]
     unknown = set(model_kwargs) - accepted
     if unknown:
         raise ValueError(f"model {name!r} takes no {sorted(unknown)}")

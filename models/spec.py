@@ -29,6 +29,10 @@ class ModalitySpec:
             two Linear layers (the "FC. L, FC. L" of the tables).
         dtype: "float" or "long" (token ids).
         weight: factor on log p(x|z) in every loss (the paper's CUB code weights the image features by 0.002).
+        make_joint_features: optional builder of the features a joint network (VAEVAE, JMVAE) reads from this
+            modality, of width ``joint_feature_dim``: with it, a joint network concatenates these features across
+            its modalities and applies FC(joint_hidden) + ReLU and the heads, as the paper's code does; without
+            it, each modality gets its body plus FC(joint_hidden) + ReLU (Appendix A's text).
     """
 
     make_body: Callable[[], nn.Module]
@@ -39,4 +43,6 @@ class ModalitySpec:
     make_head: Callable[[int, int], nn.Module] | None = None
     dtype: str = "float"
     weight: float = 1.0
+    make_joint_features: Callable[[], nn.Module] | None = None
+    joint_feature_dim: int = 0
     notes: dict[str, str] = field(default_factory=dict)

@@ -203,6 +203,7 @@ class SpectraModel:
         network = build_network(model_name, latent_dim, overrides)
         if isinstance(network, MultimodalVAE):  # recorded, so that a change of the library default cannot alter it
             overrides["prior_expert"] = network.prior_expert
+            overrides["expert_variance"] = network.expert_variance
         return cls(
             network, model_name=model_name, latent_dim=latent_dim, overrides=overrides, binning=binning,
             fingerprint_spec=spec, name=name, device=device,
@@ -254,7 +255,11 @@ class SpectraModel:
             raise ValueError(f"{path}: model format {config.get('format_version')!r} is not {FORMAT_VERSION}")
         card_path = path / "card.json"
         card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-        network = build_network(config["model"], int(config["latent_dim"]), dict(config["network"]))
+        network_config = dict(config["network"])
+        if "prior_expert" in network_config and "expert_variance" not in network_config:
+            # saved before the softplus variances (2026-11-29): those experts' raw output is a clamped log-variance
+            network_config["expert_variance"] = "exp"
+        network = build_network(config["model"], int(config["latent_dim"]), network_config)
         state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
         own = network.state_dict()
         network.load_state_dict({k: v.to(own[k].dtype) if k in own else v for k, v in state.items()})

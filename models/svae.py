@@ -8,11 +8,11 @@ it is missing. For the observed subset T of the modalities:
     otherwise, one rule per source s in T:
                      q^s(z|x_T) = PoE({q_i^i(z|x_i) : i in T} + {q_m^s(z|x_s) : m not in T})    (eq. 4-5, 35-37)
 
-(for n = 2 there is one rule per single modality: q(z|x1) = q_1^1(z|x1) q_2^1(z|x1), i.e. q1 * q2*). With
-``prior_expert`` each product also includes N(0, I), as the paper's code does; it is off by default here: with it,
-SVAE collapsed to the prior on MNIST-Split within 100 steps (every KL term 0.0; the experts' variances run to the
-clamp, their product *is* the prior, and the gradient to leave that state vanishes), while without it the KL terms
-grew to 3-6 nats in 400 steps (same data, seed and steps: 10% paired, batch 32 + 32 + 32, lr 1e-3).
+(for n = 2 there is one rule per single modality: q(z|x1) = q_1^1(z|x1) q_2^1(z|x1), i.e. q1 * q2*). Every
+product also includes the N(0, I) prior expert by default (``prior_expert``), as eq. 18/38 and the paper's code
+have it. (An earlier version turned it off after SVAE "collapsed to the prior" with it; the cause was the
+experts' hard-clamped log-variance, whose gradient is zero past the clamp, not the prior expert: see
+:meth:`models.gaussian.DiagonalGaussian.from_params` and ``reports/mnist-split-core-fix.md``.)
 Without replacement experts the same class is VAEVAE (a) ("setting q*(z|x1) = q*(z|x2) = 1", section 3.3),
 and, with the prior expert and its own loss, MVAE.
 """
@@ -25,8 +25,8 @@ from torch import nn
 from models.base import MultimodalVAE, Subset, nonempty_subsets
 from models.batch import LossOutput, MultimodalBatch
 from models.encoders import GaussianEncoder
-from models.gaussian import DiagonalGaussian, product_of_experts
-from models.losses import EncodedBatch, mvae_loss, vaevae_loss
+from models.gaussian import DiagonalGaussian, ExpertVariance, product_of_experts
+from models.losses import EncodedBatch, SubsetTerms, mvae_loss, svae_loss, vaevae_loss
 from models.spec import ModalitySpec
 
 LOSSES = ("svae", "vaevae", "mvae")
@@ -45,6 +45,8 @@ class PoEVAE(MultimodalVAE):
         replacement_experts: build the q_i^j, i != j (SVAE); False gives VAEVAE (a) / MVAE.
         loss: "svae" (eq. 19-22), "vaevae" (Wu & Goodman's VAEVAE loss) or "mvae".
         prior_expert: include N(0, I) in every product.
+        expert_variance: the experts' variance parametrisation (see :class:`MultimodalVAE`).
+        subset_terms: for n >= 3, "text" (eq. 29-32 as printed) or "code" (the paper's code); see models/losses.py.
     """
 
     def __init__(
@@ -53,16 +55,19 @@ class PoEVAE(MultimodalVAE):
         latent_dim: int,
         replacement_experts: bool = True,
         loss: str = "svae",
-        prior_expert: bool = False,
+        prior_expert: bool = True,
+        expert_variance: ExpertVariance = "softplus",
+        subset_terms: SubsetTerms = "text",
     ) -> None:
-        super().__init__(modalities, latent_dim, prior_expert)
+        super().__init__(modalities, latent_dim, prior_expert, expert_variance)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
         self.replacement_experts = replacement_experts
         self.loss_name = loss
+        self.subset_terms = subset_terms
         self.experts = nn.ModuleDict(
             {
-                _key(target, source): GaussianEncoder(modalities[source], latent_dim)
+                _key(target, source): GaussianEncoder(modalities[source], latent_dim, expert_variance)
                 for source in self.names
                 for target in self.names
                 if replacement_experts or target == source
@@ -118,4 +123,6 @@ class PoEVAE(MultimodalVAE):
         enc = self.encode_batch(batch)
         if self.loss_name == "mvae":
             return mvae_loss(self, enc)
-        return vaevae_loss(self, enc, unimodal_elbo_on_paired=self.loss_name == "svae")
+        objective = svae_loss if self.loss_name == "svae" else vaevae_loss
+        # The paper's code reverses the subset KL terms of its PoE models (models/losses.py, subset_terms="code").
+        return objective(self, enc, self.subset_terms, reverse_subset_kl=True)

@@ -15,8 +15,8 @@ from torch import nn
 from models.base import MultimodalVAE, Subset, nonempty_subsets
 from models.batch import LossOutput, MultimodalBatch
 from models.encoders import GaussianEncoder, JointEncoder
-from models.gaussian import DiagonalGaussian, product_of_experts
-from models.losses import EncodedBatch, jmvae_loss, vaevae_loss
+from models.gaussian import DiagonalGaussian, ExpertVariance, product_of_experts
+from models.losses import EncodedBatch, SubsetTerms, jmvae_loss, svae_loss, vaevae_loss
 from models.spec import ModalitySpec
 
 LOSSES = ("vaevae", "svae", "jmvae")
@@ -34,8 +34,11 @@ class JointVAE(MultimodalVAE):
         latent_dim: L.
         loss: "vaevae" (VAEVAE), "svae" (VAEVAE*: the paper's objective) or "jmvae".
         joint_hidden: width of the FC + ReLU layer each modality gets inside a joint network (Appendix A).
-        prior_expert: with JMVAE for n >= 3, a subset without its own network is inferred by the PoE of the
-            unimodal encoders, with this prior expert.
+        prior_expert: the N(0, I) expert of a product of experts. These models form a product only where a
+            subset has no network of its own (JMVAE with n >= 3 modalities); for VAEVAE every posterior is a
+            network of its own, so the flag changes nothing there.
+        expert_variance: the encoders' variance parametrisation (see :class:`MultimodalVAE`).
+        subset_terms: for n >= 3, "text" (eq. 29-32 as printed) or "code" (the paper's code); see models/losses.py.
     """
 
     def __init__(
@@ -45,18 +48,26 @@ class JointVAE(MultimodalVAE):
         loss: str = "vaevae",
         joint_hidden: int = 512,
         prior_expert: bool = True,
+        expert_variance: ExpertVariance = "softplus",
+        subset_terms: SubsetTerms = "text",
     ) -> None:
-        super().__init__(modalities, latent_dim, prior_expert)
+        super().__init__(modalities, latent_dim, prior_expert, expert_variance)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
         self.loss_name = loss
+        self.subset_terms = subset_terms
         self.uses_unpaired = loss != "jmvae"
-        self.unimodal = nn.ModuleDict({m: GaussianEncoder(spec, latent_dim) for m, spec in modalities.items()})
+        self.unimodal = nn.ModuleDict(
+            {m: GaussianEncoder(spec, latent_dim, expert_variance) for m, spec in modalities.items()}
+        )
         joint_subsets = (
             [tuple(self.names)] if loss == "jmvae" else [s for s in nonempty_subsets(self.names) if len(s) > 1]
         )
         self.joint = nn.ModuleDict(
-            {_key(s): JointEncoder({m: modalities[m] for m in s}, latent_dim, joint_hidden) for s in joint_subsets}
+            {
+                _key(s): JointEncoder({m: modalities[m] for m in s}, latent_dim, joint_hidden, expert_variance)
+                for s in joint_subsets
+            }
         )
 
     def _posterior(
@@ -98,4 +109,5 @@ class JointVAE(MultimodalVAE):
         enc = self.encode_batch(batch)
         if self.loss_name == "jmvae":
             return jmvae_loss(self, enc)
-        return vaevae_loss(self, enc, unimodal_elbo_on_paired=self.loss_name == "svae")
+        objective = svae_loss if self.loss_name == "svae" else vaevae_loss
+        return objective(self, enc, self.subset_terms, reverse_subset_kl=False)

@@ -143,7 +143,7 @@ def test_load_cub(tmp_path, captions):
     train, sets, vocab = load_cub(tmp_path, supervision=0.25, seed=0)
     assert vocab.i2w[:3] == ["<exc>", "<pad>", "<eos>"]
     assert vocab.counts == Counter(w for c in captions[:400] for w in word_tokenize(c))  # train captions only
-    assert train.n_paired() == 100 and train.n_unpaired("image") + train.n_unpaired("caption") == 300
+    assert train.n_paired() == 100 and train.n_unpaired("image") == train.n_unpaired("caption") == 400
     # test: captions of even test images (0, 2, 4), valid: odd ones
     assert len(sets.test) == len(sets.valid) == 30
     assert torch.equal(sets.test.data["image"][::10], features["test"][[0, 2, 4]])

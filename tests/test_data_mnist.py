@@ -91,10 +91,10 @@ def test_evaluation_sets_are_the_test_halves(mnist):
 
 
 def test_load_mnist_split_pairs_strips_of_the_same_image(shared_data, mnist):
-    train, sets = load_mnist_split(shared_data, supervision=0.1, seed=3)
+    train, sets = load_mnist_split(shared_data, supervision=0.1, seed=3, unpaired="rest")
     assert train.n_paired() == 6000
     assert train.n_unpaired("top") == train.n_unpaired("bottom") == 27000
-    paired_idx, unpaired_idx = split_supervision(60000, 0.1, ["top", "bottom"], 3)
+    paired_idx, unpaired_idx = split_supervision(60000, 0.1, ["top", "bottom"], 3, unpaired="rest")
     rows = torch.arange(0, 6000, 499)
     top, bottom = train.paired["top"].take(rows), train.paired["bottom"].take(rows)
     assert torch.equal(reassemble([top, bottom]), mnist.x_train[paired_idx[rows.numpy()]])
@@ -102,7 +102,8 @@ def test_load_mnist_split_pairs_strips_of_the_same_image(shared_data, mnist):
     assert len(sets.test) == 5000
 
     train3, sets3 = load_mnist_split(shared_data, supervision=1.0, seed=0, n_parts=3)
-    assert train3.n_paired() == 60000 and train3.unpaired == {}
+    # the paper's code's unpaired streams (the default): every strip of all 60,000 images, also at supervision 1
+    assert train3.n_paired() == 60000 and all(train3.n_unpaired(m) == 60000 for m in ("top", "middle", "bottom"))
     assert list(sets3.valid.data) == ["top", "middle", "bottom"]
 
 

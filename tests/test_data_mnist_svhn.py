@@ -104,7 +104,8 @@ def test_load_mnist_svhn_on_a_synthetic_svhn(shared_data, tmp_path, test_pairing
     train, sets = load_mnist_svhn(shared_data, supervision=0.5, seed=0, svhn_dir=tmp_path)
     n_pairs = 30 * sum(min((mnist.y_train == c).sum().item(), (train_labels == c).sum()) for c in range(10))
     assert train.n_paired() == round(0.5 * n_pairs)
-    assert train.n_unpaired("mnist") + train.n_unpaired("svhn") == n_pairs - train.n_paired()
+    # the paper's code's unpaired streams (the default): each draws from all pairs
+    assert train.n_unpaired("mnist") == train.n_unpaired("svhn") == n_pairs == train.n_objects
     rows = torch.arange(0, train.n_paired(), 97)
     svhn = train.paired["svhn"].take(rows)
     assert svhn.dtype == torch.float32 and svhn.shape == (len(rows), 3, 32, 32)

@@ -53,7 +53,9 @@ def test_train_one_writes_files_and_metrics(shared_data, oracle_path, tmp_path, 
     n_parts = len(keys) - 1
     paired = round(supervision * N_TRAIN)
     assert record["data"]["paired"] == paired
-    assert sum(record["data"]["unpaired"].values()) == N_TRAIN - paired and len(record["data"]["unpaired"]) == n_parts
+    # the paper's code's unpaired streams (the default): every image's strips, paired ones included
+    assert record["data"]["unpaired"] == dict.fromkeys(record["data"]["unpaired"], N_TRAIN)
+    assert len(record["data"]["unpaired"]) == n_parts and record["unpaired"] == "all"
     assert json.loads((tmp_path / "best_metrics.json").read_text())["metrics"] == record["valid_metrics"]
     assert record["oracle"]["width"] == 4 and record["max_train"] == N_TRAIN
 

@@ -85,9 +85,9 @@ def test_mnist_svhn_pipeline_on_written_files(svhn_data, tmp_path):
     assert record["n_test"] == record["n_valid"] == 30  # MNIST test images < 5000 are the test side
     assert record["lr"] == 1e-4  # the paper's best rate for SVAE on MNIST-SVHN
     data = record["data"]
-    # 300 of the pairs drawn at random; the supervision level stays 0.5
-    assert data["paired"] + sum(data["unpaired"].values()) == pytest.approx(300, abs=2)
-    assert data["paired"] == pytest.approx(150, abs=1)
+    # 300 of the pairs drawn at random, then split: 150 paired, each unpaired stream draws from all 300
+    assert data["paired"] == 150 and record["n_train"] == 300
+    assert data["unpaired"] == dict.fromkeys(data["unpaired"], 300) and len(data["unpaired"]) == 2
     assert record["n_pairs_total"] > 300
     assert json.loads((tmp_path / "run" / "result.json").read_text()) == record
     assert (tmp_path / "run" / "best.pt").is_file()

@@ -37,23 +37,17 @@ def test_loss_falls_on_512_real_mnist_half_images(name, halves):
     assert last < 0.6 * first, f"{name}: loss {first:.1f} -> {last:.1f}"
 
 
-def test_svae_default_does_not_collapse_to_the_prior(halves):
-    """With 10% paired halves, SVAE's posteriors must carry information (KL > 0). With the N(0, I) expert in every
-    product, this run collapsed to the prior (all KL terms 0.0 by step 100), hence prior_expert=False by default."""
-    top, bottom = halves
+def test_svae_default_posterior_of_a_top_half_stays_informative(shared_data):
+    """Issue 11's check: the default SVAE (prior expert on, softplus variances), 300 Adam steps at lr 1e-3 with
+    10% of 3,000 MNIST images paired and batches of 32 + 32 + 32, keeps KL(q(z|top) || N(0, I)) on held-out tops
+    well above 0. With the old clamped log-variance head and the prior expert, every KL was 0.000 by step 50 and
+    stayed there (benchmarks/results/posterior_kl.json)."""
+    from training.diagnostics import mnist_images, posterior_kl_run
+
+    mnist = np.load(shared_data / "mnist" / "mnist.npz")
     torch.manual_seed(0)
     model = build_model("svae", "mnist-split")
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(60):
-        paired = torch.randint(0, 51, (16,))
-        only_top, only_bottom = torch.randint(51, 512, (2, 16))
-        out = model.loss(
-            MultimodalBatch(
-                paired={"top": top[paired], "bottom": bottom[paired]},
-                unpaired={"top": top[only_top], "bottom": bottom[only_bottom]},
-            )
-        )
-        optimiser.zero_grad()
-        out.total.backward()
-        optimiser.step()
-    assert out.terms["unpaired_top/kl"].item() > 0.1 and out.terms["unpaired_bottom/kl"].item() > 0.1, out.terms
+    assert model.prior_expert
+    trace = posterior_kl_run(model, mnist_images(mnist["x_train"][:3000]), mnist_images(mnist["x_test"][:500]))
+    assert trace.steps[-1] == 300
+    assert trace.kl_top[-1] > 0.5, trace

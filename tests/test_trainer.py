@@ -74,7 +74,7 @@ def run(model, data, out_dir, **kw):
 
 
 def test_steps_per_epoch_and_batches(tmp_path):
-    data = make_semi_supervised(low_rank_data(200), supervision=0.1, seed=0)
+    data = make_semi_supervised(low_rank_data(200), supervision=0.1, seed=0, unpaired="rest")
     assert data.describe() == {"paired": 20, "unpaired": {"a": 90, "b": 90}}
     assert steps_per_epoch(data, 16) == math.ceil(90 / 16)
     assert steps_per_epoch(data, 16, use_unpaired=False) == math.ceil(20 / 16)
@@ -99,7 +99,7 @@ def test_steps_per_epoch_and_batches(tmp_path):
 
 
 def test_paired_only_model_gets_no_unpaired_batches(tmp_path):
-    data = make_semi_supervised(low_rank_data(200), supervision=0.1, seed=0)
+    data = make_semi_supervised(low_rank_data(200), supervision=0.1, seed=0, unpaired="rest")
     model = fresh_model()
     model.uses_unpaired = False
     result = run(model, data, tmp_path, epochs=1)
@@ -108,7 +108,7 @@ def test_paired_only_model_gets_no_unpaired_batches(tmp_path):
 
 
 def test_files_written_and_loss_falls(tmp_path):
-    data = make_semi_supervised(low_rank_data(256), supervision=0.25, seed=0)
+    data = make_semi_supervised(low_rank_data(256), supervision=0.25, seed=0, unpaired="rest")
     modes = []
 
     def evaluate(m):
@@ -139,7 +139,7 @@ def test_files_written_and_loss_falls(tmp_path):
 
 @pytest.mark.parametrize(("higher", "expected"), [(True, 2), (False, 3)])
 def test_best_checkpoint_chosen_by_metric(tmp_path, higher, expected):
-    data = make_semi_supervised(low_rank_data(64), supervision=0.5, seed=0)
+    data = make_semi_supervised(low_rank_data(64), supervision=0.5, seed=0, unpaired="rest")
     scripted = iter([0.5, 0.9, 0.1, 0.7])
     snapshots = []
 
@@ -159,13 +159,13 @@ def test_best_checkpoint_chosen_by_metric(tmp_path, higher, expected):
 
 
 def test_select_metric_needs_evaluate(tmp_path):
-    data = make_semi_supervised(low_rank_data(32), supervision=0.5, seed=0)
+    data = make_semi_supervised(low_rank_data(32), supervision=0.5, seed=0, unpaired="rest")
     with pytest.raises(ValueError):
         run(fresh_model(), data, tmp_path, select_metric="acc")
 
 
 def test_resume_continues_exactly(tmp_path):
-    data = make_semi_supervised(low_rank_data(128), supervision=0.2, seed=0)
+    data = make_semi_supervised(low_rank_data(128), supervision=0.2, seed=0, unpaired="rest")
 
     def evaluate(m):
         return {"noise_draw": float(torch.rand(()))}  # the evaluation RNG is seeded per epoch too
@@ -205,7 +205,7 @@ def test_unpaired_only_and_paired_only_data(tmp_path):
     only_unpaired = SemiSupervisedData(unpaired={"a": TensorSource(x["a"])})
     result = run(fresh_model(), only_unpaired, tmp_path / "u", epochs=1)
     assert set(result.history[0]["loss"]) == {"total", "unpaired_a"}
-    only_paired = make_semi_supervised(x, supervision=1.0, seed=0)
+    only_paired = SemiSupervisedData(paired={m: TensorSource(v) for m, v in x.items()})
     result = run(fresh_model(), only_paired, tmp_path / "p", epochs=1)
     assert set(result.history[0]["loss"]) == {"total", "paired"}
 
@@ -215,7 +215,7 @@ def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
                       MASTER_PORT=str(port))  # fmt: skip
     torch.set_num_threads(1)
     model = fresh_model(noise=0.0)
-    data = make_semi_supervised(low_rank_data(128), supervision=0.25, seed=0)  # 32 paired, 48 + 48 unpaired
+    data = make_semi_supervised(low_rank_data(128), supervision=0.25, seed=0, unpaired="rest")  # 32 + 48 + 48
     result = run(model, data, out_dir, epochs=2, evaluate=lambda m: {"w": float(m.dec["a"].weight.sum())})
     torch.save({"model": model.state_dict(), "history": result.history}, f"{out_dir}/rank{rank}.pt")
 
@@ -235,7 +235,7 @@ def test_ddp_two_cpu_processes_match_one(tmp_path):
     results = {rank: torch.load(tmp_path / "ddp" / f"rank{rank}.pt") for rank in (0, 1)}
 
     single = fresh_model(noise=0.0)
-    data = make_semi_supervised(low_rank_data(128), supervision=0.25, seed=0)
+    data = make_semi_supervised(low_rank_data(128), supervision=0.25, seed=0, unpaired="rest")
     reference = run(single, data, tmp_path / "one", epochs=2, evaluate=lambda m: {"w": float(m.dec["a"].weight.sum())})
     for rank in (0, 1):
         state, history = results[rank]["model"], results[rank]["history"]
@@ -254,7 +254,7 @@ def test_real_svae_on_mnist_split(tmp_path, shared_data):
     from training.data.mnist import load_mnist, split_halves
 
     mnist = load_mnist(shared_data / "mnist")
-    data = make_semi_supervised(split_halves(mnist.x_train[:128]), supervision=0.5, seed=0)
+    data = make_semi_supervised(split_halves(mnist.x_train[:128]), supervision=0.5, seed=0, unpaired="rest")
     held_out = split_halves(mnist.x_test[:100])
 
     def evaluate(model):  # cross-generation error of the bottom half given the top half

@@ -19,9 +19,11 @@ Where this deviates from the tables, and why:
 - Convolutions have no bias, as in the paper's code (the tables do not say).
 - The decoder ends in logits, not a Sigmoid: the Bernoulli likelihood applies it.
 
-The paper's code differs in two more places: encoder FC 512 instead of 786, and no "FC. L ReLU" first decoder
-layer. ``fc_width=512, decoder_first_fc=False`` builds exactly the code's networks (the SVAE of the code then has
-4,880,394 parameters).
+The paper's code differs in three more places: encoder FC 512 instead of 786, no "FC. L ReLU" first decoder
+layer, and VAEVAE's joint network, which concatenates the two strips' conv features (768 each) and applies one
+FC 512 + ReLU before the heads, where Appendix A adds an FC + ReLU per modality after the whole body.
+``paper_code_nets=True`` builds exactly the code's networks: SVAE 4,880,394 parameters, VAEVAE 4,814,218, as the
+code counts them (``fc_width=512, decoder_first_fc=False`` alone changes only the first two).
 
 Strips for n modalities (:func:`strip_rows`): ``h = 28 // n`` rows each, top to bottom; the 28 - n*h remaining
 bottom rows are dropped, as the paper's MNIST-Split-3 drops row 27 (``drop_remainder=False`` instead gives the
@@ -79,8 +81,8 @@ def _conv_features(rows: int) -> int:
     return CONV_CHANNELS[-1] * (max(rows, MIN_ROWS) // 8) * (IMAGE_COLS // 8)
 
 
-def encoder_body(rows: int, fc_width: int = 786) -> nn.Sequential:
-    """1 x rows x 28 -> (batch, fc_width): the conv stack, flatten and FC ReLU of Table A.2."""
+def conv_features(rows: int) -> nn.Sequential:
+    """1 x rows x 28 -> (batch, 256 * rows//8 * 3): the conv stack of Table A.2, flattened."""
     layers: list[nn.Module] = []
     if rows < MIN_ROWS:
         layers.append(nn.ZeroPad2d((0, 0, 0, MIN_ROWS - rows)))
@@ -88,8 +90,12 @@ def encoder_body(rows: int, fc_width: int = 786) -> nn.Sequential:
     for ch in CONV_CHANNELS:
         layers += [nn.Conv2d(in_ch, ch, 4, 2, 1, bias=False), nn.ReLU()]
         in_ch = ch
-    layers.append(nn.Flatten())
-    return nn.Sequential(*layers, *mlp(_conv_features(rows), [fc_width]))
+    return nn.Sequential(*layers, nn.Flatten())
+
+
+def encoder_body(rows: int, fc_width: int = 786) -> nn.Sequential:
+    """1 x rows x 28 -> (batch, fc_width): the conv stack, flatten and FC ReLU of Table A.2."""
+    return nn.Sequential(*conv_features(rows), *mlp(_conv_features(rows), [fc_width]))
 
 
 def decoder(rows: int, latent_dim: int, decoder_first_fc: bool = True) -> nn.Sequential:
@@ -106,8 +112,11 @@ def decoder(rows: int, latent_dim: int, decoder_first_fc: bool = True) -> nn.Seq
     return net
 
 
-def strip_spec(rows: int, fc_width: int = 786, decoder_first_fc: bool = True, note: str = "") -> ModalitySpec:
-    """One strip of ``rows`` rows as a Bernoulli modality (pixels are grey levels in [0, 1], not binarised)."""
+def strip_spec(
+    rows: int, fc_width: int = 786, decoder_first_fc: bool = True, note: str = "", joint_conv_features: bool = False
+) -> ModalitySpec:
+    """One strip of ``rows`` rows as a Bernoulli modality (pixels are grey levels in [0, 1], not binarised).
+    ``joint_conv_features``: joint networks read the conv features (the paper's code), not the whole body."""
     return ModalitySpec(
         make_body=lambda: encoder_body(rows, fc_width),
         feature_dim=fc_width,
@@ -115,6 +124,8 @@ def strip_spec(rows: int, fc_width: int = 786, decoder_first_fc: bool = True, no
         likelihood=Bernoulli(),
         shape=(1, rows, IMAGE_COLS),
         notes={"rows": note} if note else {},
+        make_joint_features=(lambda: conv_features(rows)) if joint_conv_features else None,
+        joint_feature_dim=_conv_features(rows) if joint_conv_features else 0,
     )
 
 
@@ -125,14 +136,21 @@ def modalities(
     drop_remainder: bool = True,
     fc_width: int = 786,
     decoder_first_fc: bool = True,
+    paper_code_nets: bool = False,
 ) -> dict[str, ModalitySpec]:
-    """n strips of MNIST as modalities named ``names`` (default strip1..stripN), top to bottom."""
+    """n strips of MNIST as modalities named ``names`` (default strip1..stripN), top to bottom.
+    ``paper_code_nets``: the networks of the paper's code (module doc); overrides ``fc_width`` and
+    ``decoder_first_fc``."""
+    if paper_code_nets:
+        fc_width, decoder_first_fc = 512, False
     bounds = strip_rows(n, drop_remainder)
     names = list(names) if names is not None else [f"strip{i + 1}" for i in range(n)]
     if len(names) != n:
         raise ValueError(f"{n} strips need {n} names, got {names}")
     return {
-        name: strip_spec(stop - start, fc_width, decoder_first_fc, note=f"image rows {start}-{stop - 1}")
+        name: strip_spec(
+            stop - start, fc_width, decoder_first_fc, f"rows {start}-{stop - 1}", joint_conv_features=paper_code_nets
+        )
         for name, (start, stop) in zip(names, bounds, strict=True)
     }
 

@@ -199,16 +199,21 @@ def load_split(folder: str | Path, split: str, vocab: Vocabulary) -> tuple[Sourc
 
 
 def load_cub(
-    data_dir: str | Path, supervision: float, seed: int, unpaired: UnpairedRule = "rest"
+    data_dir: str | Path,
+    supervision: float,
+    seed: int,
+    unpaired: UnpairedRule = "all",
+    max_samples: int | None = None,
 ) -> tuple[SemiSupervisedData, EvalSets, Vocabulary]:
     """CUB-Captions at a supervision level: 88,550 train (image, caption) rows split by
-    :func:`training.data.semi.make_semi_supervised`; the vocabulary from the train captions; evaluation on the
-    29,330 test rows, captions of even-numbered test images = "test", odd = "valid" (both halves span all 50 test
-    classes; the paper's code scored the whole test set and selected on a subset of it)."""
+    :func:`training.data.semi.make_semi_supervised` (``max_samples`` rows drawn at random first); the vocabulary
+    from the train captions; evaluation on the 29,330 test rows, captions of even-numbered test images = "test",
+    odd = "valid" (both halves span all 50 test classes; the paper's code scored the whole test set and selected on
+    a subset of it)."""
     folder = cub_dir(data_dir)
     vocab = build_vocabulary(read_captions(folder / TEXT_FILES["train"]))
     images, captions = load_split(folder, "train", vocab)
-    train = make_semi_supervised({"image": images, "caption": captions}, supervision, seed, unpaired)
+    train = make_semi_supervised({"image": images, "caption": captions}, supervision, seed, unpaired, max_samples)
     test_images, test_captions = load_split(folder, "test", vocab)
     rows = torch.arange(test_captions.shape[0])
     is_test = image_of_caption(rows) % 2 == 0

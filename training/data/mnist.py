@@ -140,7 +140,7 @@ def evaluation_sets(x: torch.Tensor, y: torch.Tensor, n_parts: int) -> EvalSets:
 
 
 def load_mnist_split(
-    data_dir: str | Path, supervision: float, seed: int, n_parts: int = 2, unpaired: UnpairedRule = "rest"
+    data_dir: str | Path, supervision: float, seed: int, n_parts: int = 2, unpaired: UnpairedRule = "all"
 ) -> tuple[SemiSupervisedData, EvalSets]:
     """MNIST-Split (``n_parts=2``) or MNIST-Split-3 (``n_parts=3``): the 60k training images cut into strips and
     split into paired / unpaired parts at the supervision level (:func:`training.data.semi.split_supervision`),

@@ -122,15 +122,17 @@ def load_mnist_svhn(
     seed: int,
     svhn_dir: str | Path | None = None,
     pairing_seed: int = 0,
-    unpaired: UnpairedRule = "rest",
+    unpaired: UnpairedRule = "all",
+    max_samples: int | None = None,
 ) -> tuple[SemiSupervisedData, EvalSets]:
     """MNIST-SVHN training data at a supervision level, and the evaluation sets.
 
     ``data_dir`` holds ``mnist/mnist.npz`` and ``mnist_svhn/`` (the test pairing); SVHN is read from ``svhn_dir``
     (default ``data_dir/svhn``). Training pairs: :func:`pair_by_class` with ``pairing_seed`` (the paper's N =
     1,682,040); they are split into paired / unpaired rows by :func:`training.data.semi.make_semi_supervised` with
-    ``seed``. Evaluation: the :func:`distinct_pairs` of the shipped test pairing; pairs whose MNIST test index is
-    < 5000 are "test", the others "valid" (the paper's code scored and selected on the whole test pairing).
+    ``seed`` (``max_samples``: that many pairs drawn at random first, for quick runs). Evaluation: the
+    :func:`distinct_pairs` of the shipped test pairing; pairs whose MNIST test index is < 5000 are "test", the
+    others "valid" (the paper's code scored and selected on the whole test pairing).
     """
     data_dir = Path(data_dir)
     svhn_dir = Path(svhn_dir) if svhn_dir is not None else data_dir / "svhn"
@@ -140,7 +142,7 @@ def load_mnist_svhn(
 
     idx_m, idx_s = pair_by_class(mnist.y_train.numpy(), svhn_train_y.numpy(), pairing_seed)
     sources = {"mnist": subset(mnist.x_train, idx_m), "svhn": subset(unit_float_source(svhn_train), idx_s)}
-    train = make_semi_supervised(sources, supervision, seed, unpaired)
+    train = make_semi_supervised(sources, supervision, seed, unpaired, max_samples)
 
     test_m, test_s = distinct_pairs(*load_pairing(data_dir / "mnist_svhn", "test"))
     if not torch.equal(mnist.y_test[test_m], svhn_test_y[test_s]):

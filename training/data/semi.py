@@ -1,16 +1,18 @@
 """The semi-supervised data container: a paired part and per-modality unpaired parts, and the supervision split.
 
-Supervision level (DESIGN.md): the fraction of the training samples that are *paired* (every modality observed);
-the rest are *unpaired*, each keeping ONE modality, shared evenly between the modalities. So with N samples,
-supervision s and M modalities there are ``round(s * N)`` paired samples (at least one when s > 0) and about
-``(N - round(s * N)) / M`` unpaired samples of each modality, no sample used twice (``unpaired="rest"``).
+Supervision level (DESIGN.md): the fraction of the training samples that are *paired* (every modality observed):
+with N samples and supervision s there are ``round(s * N)`` paired samples (at least one when s > 0). Where the
+unpaired streams come from is the ``unpaired`` rule:
 
-Difference from the paper's own code (``../shared/data/POE_VAES_PROTOCOL.md``): its ``get_samplers`` keeps
-``(1 - share) * N`` shuffled indices as the paired set but draws every modality's unpaired stream from ALL N
-indices, paired ones included, so each sample's modalities are all seen unpaired as well. That variant is
-``unpaired="all"`` here. The default ``"rest"`` follows the contract: an unpaired sample is one whose other
-modalities are *missing*, as in the paper's text ("10% of the training set samples were paired and the
-remaining 90% were unpaired").
+- ``"all"`` (the default of the paper's experiments): as the paper's code (``get_samplers``,
+  ``../shared/data/POE_VAES_PROTOCOL.md``), every modality's unpaired stream draws from ALL N samples, paired
+  ones included, so every sample's modalities are also seen one at a time. At supervision 1 this is what gives
+  VAEVAE any KL to the prior N(0, I) at all (its paired loss has none), and it counts SVAE's unimodal ELBO of a
+  paired sample twice, as the code does (once paired, eq. 19, once unpaired, eq. 20-21).
+- ``"rest"``: the samples that are not paired are dealt round-robin to the modalities, each keeping ONE modality,
+  no sample used twice ("10% of the training set samples were paired and the remaining 90% were unpaired").
+  Where nothing is left (supervision 1) the streams fall back to all N samples, as with ``"all"``, so that no
+  model is left without a prior term.
 """
 
 from __future__ import annotations
@@ -96,10 +98,14 @@ class SemiSupervisedData:
 
     ``paired``: aligned sources, row i of every modality is the same object (empty dict when nothing is paired).
     ``unpaired``: one independent source per modality (any modality may be missing or empty).
+    ``n_objects``: how many distinct objects the parts were drawn from (with ``unpaired="all"`` an object occurs
+    in several parts), and ``n_available`` how many the data set had before a ``max_samples`` cut; 0 = not known.
     """
 
     paired: dict[str, Source] = field(default_factory=dict)
     unpaired: dict[str, Source] = field(default_factory=dict)
+    n_objects: int = 0
+    n_available: int = 0
 
     def __post_init__(self) -> None:
         sizes = {name: len(s) for name, s in self.paired.items()}
@@ -137,14 +143,15 @@ def n_paired_for(n: int, supervision: float) -> int:
 
 
 def split_supervision(
-    n: int, supervision: float, modalities: Sequence[str], seed: int, unpaired: UnpairedRule = "rest"
+    n: int, supervision: float, modalities: Sequence[str], seed: int, unpaired: UnpairedRule = "all"
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Split the sample indices ``0..n-1`` into a paired set and one unpaired set per modality.
 
     A seeded permutation is drawn; its first :func:`n_paired_for` entries are the paired samples. With
-    ``unpaired="rest"`` the remaining entries are dealt round-robin to the modalities (sizes differ by at most
-    one; the sets are disjoint and cover 0..n-1 with the paired set). With ``unpaired="all"`` (the paper's code)
-    every modality's unpaired set is all n indices. Each returned array is sorted. Deterministic for a seed.
+    ``unpaired="all"`` (the paper's code) every modality's unpaired set is all n indices. With ``unpaired="rest"``
+    the remaining entries are dealt round-robin to the modalities (sizes differ by at most one; the sets are
+    disjoint and cover 0..n-1 with the paired set); when no entry remains, every unpaired set is all n indices
+    (module doc). Each returned array is sorted. Deterministic for a seed.
     """
     if not modalities:
         raise ValueError("need at least one modality")
@@ -153,20 +160,34 @@ def split_supervision(
     perm = np.random.default_rng(seed).permutation(n)
     k = n_paired_for(n, supervision)
     paired = np.sort(perm[:k])
-    if unpaired == "all":
+    if unpaired == "all" or k == n:
         return paired, {m: np.arange(n) for m in modalities}
     rest = perm[k:]
     return paired, {m: np.sort(rest[i :: len(modalities)]) for i, m in enumerate(modalities)}
 
 
 def make_semi_supervised(
-    data: Mapping[str, torch.Tensor | Source], supervision: float, seed: int, unpaired: UnpairedRule = "rest"
+    data: Mapping[str, torch.Tensor | Source],
+    supervision: float,
+    seed: int,
+    unpaired: UnpairedRule = "all",
+    max_samples: int | None = None,
 ) -> SemiSupervisedData:
-    """Split aligned, fully paired training data (tensors or sources of equal length) by :func:`split_supervision`."""
+    """Split aligned, fully paired training data (tensors or sources of equal length) by :func:`split_supervision`.
+
+    ``max_samples``: first keep that many objects drawn at random (seeded; for quick runs on data stored in class
+    order), then split them, so that the supervision level and the unpaired rule hold for the kept objects.
+    """
     lengths = {m: (x.shape[0] if isinstance(x, torch.Tensor) else len(x)) for m, x in data.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"modalities differ in length: {lengths}")
-    n = next(iter(lengths.values()))
-    paired_idx, unpaired_idx = split_supervision(n, supervision, list(data), seed, unpaired)
-    paired = {m: subset(x, paired_idx) for m, x in data.items()} if len(paired_idx) else {}
-    return SemiSupervisedData(paired, {m: subset(x, unpaired_idx[m]) for m, x in data.items()})
+    available = next(iter(lengths.values()))
+    sources: Mapping[str, torch.Tensor | Source] = data
+    if max_samples is not None and max_samples < available:
+        kept = np.sort(np.random.default_rng(seed).choice(available, size=max_samples, replace=False))
+        sources = {m: subset(x, kept) for m, x in data.items()}
+    n = min(available, max_samples) if max_samples is not None else available
+    paired_idx, unpaired_idx = split_supervision(n, supervision, list(sources), seed, unpaired)
+    paired = {m: subset(x, paired_idx) for m, x in sources.items()} if len(paired_idx) else {}
+    parts = {m: subset(x, unpaired_idx[m]) for m, x in sources.items()}
+    return SemiSupervisedData(paired, parts, n_objects=n, n_available=available)

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -17,7 +16,7 @@ from models import build_model
 from models.networks import experiment_defaults
 from training.checkpoint import load_weights, write_json
 from training.data.mnist import EvalSet, EvalSets
-from training.data.semi import SemiSupervisedData, subset
+from training.data.semi import SemiSupervisedData
 from training.trainer import derived_seed, resolve_device, seed_everything, train
 
 Score = Callable[[nn.Module, EvalSet], dict[str, float]]
@@ -36,25 +35,6 @@ def first_rows(eval_set: EvalSet, n: int | None) -> EvalSet:
         return eval_set
     labels = eval_set.labels[:n] if eval_set.labels is not None else None
     return EvalSet({m: x[:n] for m, x in eval_set.data.items()}, labels)
-
-
-def subsample(data: SemiSupervisedData, n: int | None, seed: int) -> SemiSupervisedData:
-    """About ``n`` training samples drawn at random from ``data`` (all of it when ``n`` is None or larger): every
-    part (paired, each unpaired modality) keeps the same share ``n / total``, at least one row of a non-empty part,
-    so the supervision level stays. For quick runs on data sets stored in class order (MNIST-SVHN pairs, CUB)."""
-    sizes = [data.n_paired(), *(len(s) for s in data.unpaired.values())]
-    total = sum(sizes)
-    if n is None or n >= total:
-        return data
-    rng = np.random.default_rng(seed)
-
-    def pick(length: int) -> np.ndarray:
-        k = min(length, max(1, round(length * n / total))) if length else 0
-        return np.sort(rng.choice(length, size=k, replace=False))
-
-    rows = pick(data.n_paired())
-    paired = {m: subset(s, rows) for m, s in data.paired.items()} if len(rows) else {}
-    return SemiSupervisedData(paired, {m: subset(s, pick(len(s))) for m, s in data.unpaired.items()})
 
 
 def require_files(files: Mapping[str, Path], what: str, hint: str) -> None:

@@ -24,7 +24,7 @@ from torch import nn
 from training.data.cub import FEATURE_FILES, TEXT_FILES, cub_dir, load_cub
 from training.data.mnist import EvalSet
 from training.data.semi import UnpairedRule
-from training.experiments.common import model_device, require_files, run_experiment, subsample
+from training.experiments.common import model_device, require_files, run_experiment
 from training.metrics.cca import CCAProjection, SentenceEmbedder, cub_coherence, load_cca_projection
 
 EXPERIMENT = "cub-captions"
@@ -76,7 +76,7 @@ def train_one(
     max_valid: int | None = None,
     max_test: int | None = None,
     n_joint: int = N_JOINT,
-    unpaired: UnpairedRule = "rest",
+    unpaired: UnpairedRule = "all",
     lr: float | None = None,
     batch_size: int | None = None,
     progress: bool = True,
@@ -86,17 +86,15 @@ def train_one(
     from the training captions). ``max_train`` draws that many training rows at random, ``max_valid`` scores the
     first validation rows only. Other keywords go to ``build_model`` (e.g. ``image_scale``)."""
     _, cca = check_files(data_dir, cca_dir)
-    data, evals, vocab = load_cub(data_dir, supervision, seed, unpaired)
+    data, evals, vocab = load_cub(data_dir, supervision, seed, unpaired, max_train)
     embed, proj = SentenceEmbedder.load(cca), load_cca_projection(cca)
     if embed.emb.shape[0] != len(vocab):
         raise ValueError(
             f"{cca / 'cub.emb'} has {embed.emb.shape[0]} word vectors but the training captions give a vocabulary of "
             f"{len(vocab)} words: the CCA files belong to other captions"
         )
-    n_rows = data.n_paired() + sum(len(s) for s in data.unpaired.values())
-    data = subsample(data, max_train, seed)
-    info = {"max_train": max_train, "n_train": data.n_paired() + sum(len(s) for s in data.unpaired.values()),
-            "n_rows_total": n_rows, "n_joint": n_joint, "unpaired": unpaired,
+    info = {"max_train": max_train, "n_train": data.n_objects, "n_rows_total": data.n_available, "n_joint": n_joint,
+            "unpaired": unpaired,
             "vocab_size": len(vocab)}  # fmt: skip
     return run_experiment(
         EXPERIMENT, model_name, supervision, data=data, evals=evals, score=cca_score(embed, proj, n_joint),

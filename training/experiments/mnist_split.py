@@ -74,7 +74,7 @@ def train_split(
     max_valid: int | None = None,
     max_test: int | None = None,
     oracle: str | Path | None = None,
-    unpaired: UnpairedRule = "rest",
+    unpaired: UnpairedRule = "all",
     lr: float | None = None,
     batch_size: int | None = None,
     progress: bool = True,
@@ -83,8 +83,8 @@ def train_split(
     """Train ``model_name`` on MNIST-Split (``n_parts=2``) or MNIST-Split-3 (``n_parts=3``) at ``supervision``.
 
     ``max_train`` keeps the first N training images (quick runs; the result records it), ``max_valid`` scores only
-    the first N validation images each epoch (the test half is always scored in full). ``unpaired``: "rest" (the
-    contract) or "all" (the paper's code, see ``training.data.semi``). Other keywords go to ``build_model``.
+    the first N validation images each epoch (the test half is always scored in full). ``unpaired``: "all" (the
+    paper's code, the default) or "rest" (see ``training.data.semi``). Other keywords go to ``build_model``.
     Returns :func:`training.experiments.common.run_experiment`'s record with the oracle's file and accuracy.
     """
     experiment = _EXPERIMENT[n_parts]

@@ -21,7 +21,7 @@ from torch import nn
 from training.data.mnist import EvalSet
 from training.data.mnist_svhn import MODALITIES, SVHN_URL, load_mnist_svhn, svhn_file
 from training.data.semi import UnpairedRule
-from training.experiments.common import model_device, require_files, run_experiment, subsample
+from training.experiments.common import model_device, require_files, run_experiment
 from training.metrics.coherence import cross_coherence, joint_coherence
 from training.oracles import MNIST_SVHN_ORACLE_FILES, load_mnist_svhn_oracle
 from training.trainer import resolve_device
@@ -84,23 +84,22 @@ def train_one(
     max_test: int | None = None,
     n_joint: int = N_JOINT,
     pairing_seed: int = 0,
-    unpaired: UnpairedRule = "rest",
+    unpaired: UnpairedRule = "all",
     lr: float | None = None,
     batch_size: int | None = None,
     progress: bool = True,
     **model_overrides: Any,
 ) -> dict[str, Any]:
     """Train ``model_name`` on MNIST-SVHN at ``supervision`` (lr: the paper's best per model, 1e-4 for SVAE, 1e-3
-    otherwise). ``max_train`` draws that many training pairs at random (:func:`subsample`; the pairs are stored in
-    class order), ``max_valid`` scores the first validation pairs only. Other keywords go to ``build_model``."""
+    otherwise). ``max_train`` draws that many training pairs at random before the supervision split (the pairs are
+    stored in class order), ``max_valid`` scores the first validation pairs only. Other keywords go to
+    ``build_model``."""
     svhn_dir = check_files(data_dir, svhn_dir)
-    data, evals = load_mnist_svhn(data_dir, supervision, seed, svhn_dir, pairing_seed, unpaired)
-    n_pairs = data.n_paired() + sum(len(s) for s in data.unpaired.values())
-    data = subsample(data, max_train, seed)
+    data, evals = load_mnist_svhn(data_dir, supervision, seed, svhn_dir, pairing_seed, unpaired, max_train)
     target = resolve_device(device)
     oracles = {m: load_mnist_svhn_oracle(m, Path(data_dir) / "mnist_svhn").to(target) for m in MODALITIES}
-    info = {"max_train": max_train, "n_train": data.n_paired() + sum(len(s) for s in data.unpaired.values()),
-            "n_pairs_total": n_pairs, "n_joint": n_joint, "unpaired": unpaired,
+    info = {"max_train": max_train, "n_train": data.n_objects, "n_pairs_total": data.n_available, "n_joint": n_joint,
+            "unpaired": unpaired,
             "pairing_seed": pairing_seed}  # fmt: skip
     return run_experiment(
         EXPERIMENT, model_name, supervision, data=data, evals=evals, score=coherence_score(oracles, n_joint),
