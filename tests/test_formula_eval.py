@@ -78,4 +78,5 @@ def test_cli(data_dir, model_dir, tmp_path, capsys):
     assert main(argv) == 0
     doc = json.loads(out.read_text())
     assert doc["queries"] == 5 and "formula_top1_rate" in doc["results"][0]["metrics"]
+    assert doc["command"].startswith("msvae evaluate-formula ") and "--max-queries 5" in doc["command"]
     assert "spectrum-blind: top-1" in capsys.readouterr().out

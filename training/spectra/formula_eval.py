@@ -112,6 +112,7 @@ def evaluate_model_dirs(
 
 def run_evaluate_formula(args: Any) -> int:
     """``msvae evaluate-formula MODEL_DIR ... [--data D] [--part test] [--split F] [--out R.json]``."""
+    import shlex
     import sys
 
     from training.spectra.library import open_library
@@ -123,6 +124,7 @@ def run_evaluate_formula(args: Any) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"msvae evaluate-formula: {exc}", file=sys.stderr)
         return 1
+    doc = {"command": "msvae " + shlex.join(getattr(args, "argv", [])), **doc}
     out = Path(args.out or "formula-retrieval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1) + "\n")
