@@ -183,3 +183,13 @@ def test_cli_writes_report_and_curve(tmp_path, capsys, model):
     assert {"top1", "top5", "top10", "top20", "mean_rank", "median_rank", "n_candidates_mean"} <= set(doc)
     assert out.with_suffix(".png").stat().st_size > 1000
     assert "report:" in capsys.readouterr().out
+
+
+def test_official_list_without_smiles_column_is_skipped_with_its_name(tmp_path, model):
+    folder = write_casmi2017(tmp_path / "casmi", candidates=True)
+    bad = folder / "challenges-001-243-candidates-20170908" / "challenge-005.csv"
+    bad.write_text("Identifier,InChI\n1,InChI=1S/C3H8O/c1-2-3-4/h4H,2-3H2,1H3\n")
+    doc = evaluate_casmi2017(read_casmi2017(folder), model, None)
+    (skipped,) = [s for s in doc["skipped"] if s["title"] == "challenge-005"]
+    assert skipped["why"] == "no candidates" and "challenge-005.csv" in skipped["reason"]
+    assert doc["n"] == 1

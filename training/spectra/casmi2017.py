@@ -41,10 +41,10 @@ from typing import Any
 import numpy as np
 
 from app.annotation import CandidateSet, candidates_from_smiles, evaluate_retrieval
+from app.candidates.readers import CandidateFileError
 from models.featurize.adducts import DEFAULT_ADDUCT, ppm_window, precursor_mz
 from models.featurize.fingerprints import (
     FingerprintSpec,
-    InvalidMoleculeError,
     molecule_from_smiles,
     pack_bits,
     parse_fingerprint_spec,
@@ -251,10 +251,6 @@ def ion_mode(challenge: Challenge, spectrum: Spectrum) -> str | None:
     return None
 
 
-def _candidate_set(smiles: list[str], blocks: list[str], formulas: list[str], packed: np.ndarray) -> CandidateSet:
-    return CandidateSet(list(smiles), list(blocks), list(formulas), packed)
-
-
 def library_candidates(
     library: StructureLibrary, spec: FingerprintSpec | str, mode: str = "formula", ppm: float = 10.0
 ) -> tuple[Callable[[Spectrum], CandidateSet], list[str]]:
@@ -288,7 +284,7 @@ def library_candidates(
             forms.append(true.formula)
             packed.append(pack_bits(true.bits[None, :]))
             added.append(spectrum.title)
-        return _candidate_set(smiles, blocks, forms, np.concatenate(packed))
+        return CandidateSet(smiles, blocks, forms, np.concatenate(packed))
 
     return candidates_for, added
 
@@ -306,7 +302,7 @@ def official_candidates(
         rows = _read_table(path, "\t" if sample.count("\t") > sample.count(",") else ",")
         column = _column(rows, "smiles")
         if column is None:
-            raise InvalidMoleculeError(str(path), "official candidate list without a SMILES column")
+            raise CandidateFileError(f"{path}: official candidate list without a SMILES column")
         cands, bad = candidates_from_smiles([r[column] for r in rows], spec)
         rejected.extend(f"{path.name} row {i + 2}: {reason}" for i, reason in bad)
         return cands
