@@ -113,7 +113,8 @@ def _covering(ranges: list[tuple[int, int, Path]], number: int) -> Path | None:
 def _read_table(path: Path, delimiter: str) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         rows = list(csv.DictReader(f, delimiter=delimiter))
-    return [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in rows]
+    # fields beyond the header (unquoted commas in an InChI, say) go under the key None: left out
+    return [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None} for row in rows]
 
 
 def _column(rows: list[dict[str, str]], *needles: str) -> str | None:
