@@ -58,15 +58,21 @@ class CandidateSet:
 
 
 def candidates_from_smiles(
-    smiles: Sequence[str], spec: FingerprintSpec | str, names: Sequence[str | None] | None = None
+    smiles: Sequence[str],
+    spec: FingerprintSpec | str,
+    names: Sequence[str | None] | None = None,
+    check: Callable[[], None] | None = None,
 ) -> tuple[CandidateSet, list[Rejection]]:
     """Candidates from SMILES (RDKit canonical SMILES, InChIKey, formula, packed bits of ``spec``).
 
-    Returns the set and the rejected inputs as (0-based position, reason); nothing is dropped silently.
+    Returns the set and the rejected inputs as (0-based position, reason); nothing is dropped silently. ``check``
+    runs before each SMILES (it may raise to stop the work).
     """
     spec = parse_fingerprint_spec(spec)
     kept, rejected = [], []
     for i, s in enumerate(smiles):
+        if check is not None:
+            check()
         try:
             kept.append((i, molecule_from_smiles(s, spec)))
         except InvalidMoleculeError as exc:
@@ -176,11 +182,20 @@ def store_candidates(store: Any, ppm: float) -> Callable[[Spectrum], CandidateSe
     return candidates_for
 
 
+def no_candidate_note(spectrum: Spectrum, ppm: float, n_molecules: int | None = None) -> str:
+    """What to tell the user of a spectrum that found no candidate in the database's mass window, and what to do."""
+    among = "" if n_molecules is None else f" among the {n_molecules} molecules"
+    return (
+        f"no candidate within {ppm:g} ppm of neutral mass {spectrum_neutral_mass(spectrum):.4f}{among} of the "
+        "candidate database: import a library with `msvae candidates import FILE` (or POST /v1/candidates), "
+        "widen ppm, or send the spectrum's candidates with it"
+    )
+
+
 def _error_item(spectrum: Spectrum, position: int, exc: Exception) -> dict[str, Any]:
-    if isinstance(exc, SpectrumError):
-        error = exc.to_dict()
-    else:
-        error = {"index": spectrum.index, "title": spectrum.title, "line": None, "reason": str(exc)}
+    if not isinstance(exc, SpectrumError):
+        exc = SpectrumError(str(exc), index=spectrum.index, title=spectrum.title)
+    error = exc.to_dict()
     error["index"] = spectrum.index if spectrum.index is not None else position
     return {
         "title": spectrum.title,
@@ -205,20 +220,24 @@ def annotate(
     spectra: Sequence[Spectrum],
     candidates_for: Callable[[Spectrum], CandidateSet],
     top_k: int | None = 10,
+    check: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Rank each spectrum's candidates by cross-entropy against its predicted fingerprint (lower is better).
 
     One result item per spectrum, in input order (DESIGN.md annotate response): ``{"title", "precursor_mz",
     "n_candidates", "candidates": [{"rank", "smiles", "inchikey", "formula", "score"}]}`` with the best
     ``top_k`` candidates (all when None), scores ascending; ranks are 1-based and candidates with equal scores
-    (e.g. stereoisomers) keep their input order. A spectrum that cannot be annotated gets ``"error": {"index",
-    "title", "line", "reason"}`` and no candidates.
+    (e.g. stereoisomers) keep their input order. A spectrum that cannot be annotated (scores that are not all
+    finite numbers included) gets ``"error": {"index", "title", "line", "reason"}`` and no candidates. ``check``
+    runs before each spectrum is ranked (it may raise to stop the work).
     """
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     prediction = model.predict(spectra)
     results = []
     for i, spectrum in enumerate(spectra):
+        if check is not None:
+            check()
         if not prediction.ok(i):
             results.append(_error_item(spectrum, i, prediction.errors[i]))
             continue
@@ -230,6 +249,9 @@ def annotate(
         ranked = []
         if len(candidates):
             scores = np.asarray(candidate_scores(prediction.probs[i], candidates.bits), dtype=np.float64)
+            if not np.isfinite(scores).all():  # JSON has no NaN or infinity, and a ranking of them means nothing
+                results.append(_error_item(spectrum, i, ValueError("the model gave no finite score for it")))
+                continue
             order = np.argsort(scores, kind="stable")[:top_k]
             ranked = [
                 {

@@ -5,14 +5,13 @@ rejections (one code path for ``POST /v1/annotate`` and batch jobs)."""
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from app.annotation import CandidateSet, annotate, candidates_from_smiles, store_candidates
+from app.annotation import CandidateSet, annotate, candidates_from_smiles, no_candidate_note, store_candidates
 from app.candidates.store import CandidateStore
 from app.db import Database
+from app.scheduler import Scheduler
 from app.settings import Settings
 from models.featurize.mgf import Spectrum, SpectrumError
 from models.spectra_model import SpectraModel, resolve_model_path
@@ -25,11 +24,9 @@ class ModelNotServed(LookupError):
     """A request named a model this server does not serve."""
 
 
-def rejection(spectrum: Spectrum | None, reason: str, *, index: int | None = None) -> dict[str, Any]:
-    """The ``{"index", "title", "line", "reason"}`` of a spectrum refused for ``reason``."""
-    if spectrum is None:
-        return {"index": index, "title": None, "line": None, "reason": reason}
-    return {"index": spectrum.index, "title": spectrum.title, "line": None, "reason": reason}
+def rejection(spectrum: Spectrum, reason: str) -> dict[str, Any]:
+    """The rejection (``{"index", "title", "line", "reason"}``, ``schemas.Rejection``) of ``spectrum``."""
+    return SpectrumError(reason, index=spectrum.index, title=spectrum.title).to_dict()
 
 
 def split_spectra(items: Iterable[Spectrum | SpectrumError]) -> tuple[list[Spectrum], list[dict[str, Any]]]:
@@ -44,7 +41,8 @@ def split_spectra(items: Iterable[Spectrum | SpectrumError]) -> tuple[list[Spect
     return spectra, rejected
 
 
-def _by_index(item: dict[str, Any]) -> tuple[bool, int]:
+def by_index(item: dict[str, Any]) -> tuple[bool, int]:
+    """Sort key of rejections: by spectrum index, those of no spectrum last."""
     return item["index"] is None, item["index"] if item["index"] is not None else 0
 
 
@@ -56,9 +54,10 @@ class Service:
         self.database = database
         self.model = model
         self.store = CandidateStore(model.fingerprint_spec)
-        # Annotation is CPU-bound (RDKit, numpy, torch): as many at once as there are cores, the rest wait their
-        # turn, so a burst of requests finishes one by one instead of all together at the end.
-        self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
+        # Annotation is CPU-bound (RDKit, numpy, torch): the scheduler bounds how much runs at once.
+        self.scheduler = Scheduler(
+            settings.light_slots, settings.heavy_slots, settings.light_seconds, settings.max_waiting
+        )
         self.refresh_candidates()
 
     @classmethod
@@ -95,31 +94,24 @@ class Service:
         ppm: float,
         given: Mapping[int, Sequence[str]] | None = None,
         model: SpectraModel | None = None,
+        check: Callable[[], None] | None = None,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(results, rejections) of ``spectra``: results as in DESIGN.md plus each spectrum's ``index``.
 
         ``given`` maps a spectrum's index to its candidate SMILES; the others take the candidates of the database
         within ``ppm`` of their neutral mass (PEPMASS and ADDUCT, ``[M+H]+`` by default). A spectrum with an
         unreadable candidate SMILES, no peak left after binning or an unknown adduct is rejected with the reason.
+        ``check`` runs between small steps of the work (a :class:`~app.scheduler.Budget`'s check); the caller
+        holds a work slot of :attr:`scheduler`.
         """
-        with self._slots:
-            return self._annotate(spectra, top_k, ppm, given, model or self.model)
-
-    def _annotate(
-        self,
-        spectra: Sequence[Spectrum],
-        top_k: int,
-        ppm: float,
-        given: Mapping[int, Sequence[str]] | None,
-        model: SpectraModel,
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        model = model or self.model
         rejected: list[dict[str, Any]] = []
         given_sets: dict[int, CandidateSet] = {}
         usable: list[Spectrum] = []
         for spectrum in spectra:
             smiles = given.get(spectrum.index) if given else None
             if smiles is not None:
-                candidates, bad = candidates_from_smiles(smiles, model.fingerprint_spec)
+                candidates, bad = candidates_from_smiles(smiles, model.fingerprint_spec, check=check)
                 if bad:
                     listed = "; ".join(f"candidate {i}: {reason}" for i, reason in bad[:_MAX_LISTED_REJECTIONS])
                     more = (
@@ -136,12 +128,14 @@ class Service:
             return found if found is not None else from_store(spectrum)
 
         results = []
-        for spectrum, item in zip(usable, annotate(model, usable, candidates_for, top_k), strict=True):
+        for spectrum, item in zip(usable, annotate(model, usable, candidates_for, top_k, check), strict=True):
             if "error" in item:
                 rejected.append(item["error"])
-            else:
-                results.append({"index": spectrum.index, **item})
-        return results, sorted(rejected, key=_by_index)
+                continue
+            if not item["n_candidates"] and spectrum.index not in given_sets:
+                item["note"] = no_candidate_note(spectrum, ppm, len(self.store))
+            results.append({"index": spectrum.index, **item})
+        return results, sorted(rejected, key=by_index)
 
     def close(self) -> None:
         self.database.dispose()

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from models.featurize.reading import ReadLimits
 
 
 def default_data_dir() -> Path:
@@ -39,7 +44,35 @@ class Settings(BaseSettings):
     device: str = Field(default="auto", description="'auto' (CUDA when available, else CPU), 'cpu', 'cuda:0', ...")
     api_key: str | None = Field(default=None, repr=False, description="when set, write endpoints require it")
     max_upload_mb: float = Field(default=50.0, gt=0, description="largest accepted upload, in MiB")
+    default_candidates: bool = Field(
+        default=True, description="load the project's default candidate set into an empty database at start-up"
+    )
     worker_poll_seconds: float = Field(default=1.0, gt=0, description="how often an idle job worker looks for work")
+
+    # Limits on what one request may cost (DESIGN.md "Limits"); each refusal names its MSVAE_* variable.
+    max_decompressed_mb: float = Field(
+        default=200.0, gt=0, description="largest spectrum file after gzip decompression, in MiB (read streamed)"
+    )
+    max_spectra_per_request: int = Field(
+        default=1000, ge=1, description="spectra in one POST /v1/annotate; larger batches go to POST /v1/jobs"
+    )
+    max_spectra_per_job: int = Field(default=200_000, ge=1, description="spectra in one POST /v1/jobs")
+    max_peaks: int = Field(default=20_000, ge=1, description="peaks per spectrum")
+    max_candidates: int = Field(default=10_000, ge=1, description="candidate SMILES given with one spectrum")
+    max_smiles_length: int = Field(default=2000, ge=1, description="characters of one candidate SMILES")
+    max_json_depth: int = Field(default=16, ge=4, description="nesting depth of a JSON body (spectra need 4)")
+    request_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="time budget of one request: receiving the body and the work together"
+    )
+    # How the annotation work of requests shares the machine (app.scheduler).
+    light_slots: int = Field(default=2, ge=1, description="requests in their first light_seconds of work at once")
+    heavy_slots: int = Field(
+        default=max(1, (os.cpu_count() or 2) - 1), ge=1, description="requests past light_seconds of work at once"
+    )
+    light_seconds: float = Field(
+        default=0.5, gt=0, description="work a request may do in a light slot before it queues for a heavy one"
+    )
+    max_waiting: int = Field(default=16, ge=0, description="requests queued for a heavy slot; more get 503")
 
     @field_validator("data_dir")
     @classmethod
@@ -57,8 +90,35 @@ class Settings(BaseSettings):
         """``max_upload_mb`` in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
 
+    @property
+    def max_decompressed_bytes(self) -> int:
+        """``max_decompressed_mb`` in bytes."""
+        return int(self.max_decompressed_mb * 1024 * 1024)
+
+    def read_limits(self, *, job: bool, check: Callable[[], None] | None = None) -> ReadLimits:
+        """The bounds on reading one uploaded spectrum file, for a batch job or a synchronous request; their
+        messages name these settings."""
+        from models.featurize.reading import ReadLimits  # here: reading settings must not load RDKit and torch
+
+        spectra = "max_spectra_per_job" if job else "max_spectra_per_request"
+        names = {"max_bytes": "max_decompressed_mb", "max_spectra": spectra, "max_peaks": "max_peaks"}
+        return ReadLimits(
+            max_bytes=self.max_decompressed_bytes,
+            max_spectra=getattr(self, spectra),
+            max_peaks=self.max_peaks,
+            check=check,
+            names={limit: setting_name(field) for limit, field in names.items()},
+        )
+
+
+def setting_name(field: str) -> str:
+    """The environment variable of a :class:`Settings` field (``max_peaks`` -> ``MSVAE_MAX_PEAKS``), for messages."""
+    assert field in Settings.model_fields, field
+    return f"MSVAE_{field.upper()}"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment (tests build ``Settings(...)`` instead)."""
+    """The process-wide settings, read once from the environment (``msvae`` reads them afresh per command; tests
+    build ``Settings(...)`` instead)."""
     return Settings()

@@ -1,25 +1,32 @@
 """The batch-job worker: a thread in the server process (started by the app's lifespan) that annotates queued jobs
 chunk by chunk, committing each chunk's results with their progress.
 
-Why this survives a crash: every accepted spectrum has a ``job_spectra`` row that goes from ``pending`` to ``done``
-or ``failed`` once, by a conditional UPDATE (``app.db.jobs.record_spectrum``), committed with the chunk. A server
-killed mid-chunk loses only that chunk's uncommitted work; on restart the interrupted (``running``) job is taken up
-first and only its pending spectra are annotated. Two processes working on one job store each result once.
+Several servers may share one database: before annotating a chunk a worker claims its spectra
+(``app.db.jobs.claim_spectra``), so no spectrum is annotated by two workers, and records each result only while it
+holds the claim. Why this survives a crash: every accepted spectrum has a ``job_spectra`` row that goes from
+``pending`` to ``done`` or ``failed`` once, by a conditional UPDATE committed with the chunk. A server killed
+mid-chunk loses only that chunk's uncommitted work; its claims expire after ``claim_seconds`` and the spectra are
+claimed again, by a restarted server or another one. The stored input is read forward once per job (not held
+whole in memory), in the order the spectra are claimed.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import socket
 import threading
+import uuid
+from collections.abc import Iterator
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.db.jobs import finish_job, next_job, pending_spectra, record_spectrum, start_job
+from app.db.jobs import claim_spectra, count_pending, finish_job, open_jobs, record_spectrum, start_job
 from app.db.tables import Job
 from app.service import ModelNotServed, Service
-from models.featurize.mgf import Spectrum, read_spectra
+from models.featurize.mgf import ReadLimits, Spectrum, SpectrumError, read_spectra
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +37,46 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MSVAE_WORKER_", extra="ignore")
 
     enabled: bool = Field(default=True, description="run a job worker in this server process")
-    chunk: int = Field(default=16, ge=1, description="spectra annotated and committed together")
+    chunk: int = Field(default=16, ge=1, description="spectra claimed, annotated and committed together")
     delay_seconds: float = Field(
         default=0.0, ge=0, description="pause after each chunk (tests use it to stop a server mid-job)"
     )
+    claim_seconds: float = Field(
+        default=60.0, gt=0, description="lease of a claim: spectra claimed longer ago by a worker are free again"
+    )
+
+
+class StoredSpectra:
+    """The spectra of a job's stored input by index, read forward; asking for an index behind the reading position
+    (a claim taken over from a dead worker) starts the reading again."""
+
+    def __init__(self, data: bytes, limits: ReadLimits) -> None:
+        self.data = data
+        self.limits = limits
+        self._items: Iterator[Spectrum | SpectrumError] = iter(())
+        self._position = 0  # index of the next spectrum the reading gives
+        self._restart()
+
+    def _restart(self) -> None:
+        self._items = read_spectra(io.BytesIO(self.data), limits=self.limits)
+        self._position = 0
+
+    def take(self, indices: list[int]) -> dict[int, Spectrum]:
+        """The readable spectra among ``indices`` (ascending), by index."""
+        if not indices:
+            return {}
+        if indices[0] < self._position:
+            self._restart()
+        wanted, found = set(indices), {}
+        for item in self._items:
+            if item.index is None:  # text outside any spectrum
+                continue
+            self._position = item.index + 1
+            if item.index in wanted and isinstance(item, Spectrum):
+                found[item.index] = item
+            if item.index >= indices[-1]:
+                break
+        return found
 
 
 class JobWorker:
@@ -43,6 +86,8 @@ class JobWorker:
         self.service = service
         self.settings = settings or WorkerSettings()
         self.poll_seconds = service.settings.worker_poll_seconds
+        # Names this worker in claims: unique per process, readable in the database.
+        self.id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="msvae-job-worker", daemon=True)
@@ -74,51 +119,61 @@ class JobWorker:
                 self._wake.clear()
 
     def run_once(self) -> bool:
-        """Work on the next job until it is finished or the worker is stopped; False when there was none."""
-        database = self.service.database
-        with database.session() as session:
-            job = next_job(session)
-            if job is None:
-                return False
-            start_job(session, job)
-            job_id, mgf, top_k, ppm, model_name = job.id, job.input_mgf, job.top_k, job.ppm, job.model
-            pending = [row.spectrum_index for row in pending_spectra(session, job_id)]
-        try:
-            model = self.service.model_for(model_name)
-        except ModelNotServed as exc:
-            self._finish(job_id, str(exc))
-            return True
-        log.info("job %s: %d spectra to annotate", job_id, len(pending))
-        spectra = _spectra_at(mgf, set(pending))
-        chunk = self.settings.chunk
-        for start in range(0, len(pending), chunk):
+        """Work on the open jobs (each until nothing of it is left to claim, or the worker is stopped); False when
+        there was nothing to claim."""
+        with self.service.database.session() as session:
+            job_ids = open_jobs(session)
+        worked = False
+        for job_id in job_ids:
             if self._stop.is_set():
+                break
+            worked = self._work_on(job_id) or worked
+        return worked
+
+    def _claim(self, job_id: str) -> list[int]:
+        with self.service.database.session() as session:
+            return claim_spectra(session, job_id, self.id, self.settings.chunk, self.settings.claim_seconds)
+
+    def _work_on(self, job_id: str) -> bool:
+        """Claim and annotate chunks of ``job_id`` while there are any; close the job when none is pending."""
+        database = self.service.database
+        indices = self._claim(job_id)
+        worked = bool(indices)
+        if indices:
+            with database.session() as session:
+                job = session.get(Job, job_id)
+                assert job is not None
+                start_job(session, job)
+                data, top_k, ppm, model_name = job.input_mgf, job.top_k, job.ppm, job.model
+            try:
+                model = self.service.model_for(model_name)
+            except ModelNotServed as exc:
+                with database.session() as session:
+                    finish_job(session, job_id, str(exc))
                 return True
-            indices = pending[start : start + chunk]
-            missing = [i for i in indices if i not in spectra]
+            stored = StoredSpectra(data, self.service.settings.read_limits(job=True))
+        while indices and not self._stop.is_set():
+            spectra = stored.take(indices)
             found = [spectra[i] for i in indices if i in spectra]
-            results, rejected = self.service.annotate(found, top_k=top_k, ppm=ppm, model=model) if found else ([], [])
+
+            def annotate(found: list[Spectrum] = found) -> tuple[list, list]:
+                return self.service.annotate(found, top_k=top_k, ppm=ppm, model=model) if found else ([], [])
+
+            results, rejected = self.service.scheduler.run_background(annotate)
             with database.session() as session:
                 for item in results:
-                    record_spectrum(session, job_id, item["index"], result=item)
+                    record_spectrum(session, job_id, item["index"], result=item, worker=self.id)
                 for item in rejected:
-                    record_spectrum(session, job_id, item["index"], error=item["reason"])
-                for index in missing:  # only if the stored MGF changed under the job
-                    record_spectrum(session, job_id, index, error="spectrum no longer readable in the stored MGF")
+                    record_spectrum(session, job_id, item["index"], error=item["reason"], worker=self.id)
+                for index in indices:
+                    if index not in spectra:  # only if the stored input changed under the job
+                        error = "spectrum no longer readable in the stored input"
+                        record_spectrum(session, job_id, index, error=error, worker=self.id)
+            log.info("job %s: annotated spectra %s", job_id, ",".join(map(str, indices)))
             if self.settings.delay_seconds:
                 self._stop.wait(self.settings.delay_seconds)
-        self._finish(job_id, None)
-        return True
-
-    def _finish(self, job_id: str, error: str | None) -> None:
-        with self.service.database.session() as session:
-            job = session.get(Job, job_id)
-            if job is not None and job.status == "running":
-                finish_job(session, job, error)
-                log.info("job %s %s", job_id, job.status)
-
-
-def _spectra_at(mgf: bytes, indices: set[int]) -> dict[int, Spectrum]:
-    """The readable spectra of a stored MGF whose index is in ``indices``."""
-    items = read_spectra(io.BytesIO(mgf))
-    return {item.index: item for item in items if isinstance(item, Spectrum) and item.index in indices}
+            indices = [] if self._stop.is_set() else self._claim(job_id)
+        with database.session() as session:
+            if not self._stop.is_set() and count_pending(session, job_id) == 0 and finish_job(session, job_id):
+                log.info("job %s finished", job_id)
+        return worked

@@ -23,6 +23,8 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        # other work on the machine while the figures were taken (1, 5, 15 min); timings on a loaded machine are slow
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "numpy": numpy.__version__,

@@ -29,9 +29,10 @@ import numpy as np
 from _machine import save
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the project, and the tests' live-server kit
 
-from app.live_server import LiveServer  # noqa: E402
+from live_server import LiveServer  # noqa: E402
+
 from models.featurize.mgf import Spectrum, read_spectra  # noqa: E402
 from models.spectra_model import DEFAULT_MODEL_DIR, SpectraModel  # noqa: E402
 

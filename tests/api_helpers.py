@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.live_server import LiveServer
+from live_server import LiveServer
+
 from models.spectra_model import DEFAULT_MODEL_DIR, SpectraModel
 
 MASSBANK = "massbank/massbank-pos-ms2.mgf.gz"
@@ -46,8 +47,10 @@ def massbank_sample(shared_data: Path, n: int, *, distinct: bool = True) -> byte
 
 
 def server_env(database_url: str, model: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    """``MSVAE_*`` variables of a test server (extra keys are given without the prefix, e.g. API_KEY="k")."""
-    env = {"MSVAE_DATABASE_URL": database_url, "MSVAE_MODEL": model, "MSVAE_DATA_DIR": str(data_dir)}
+    """``MSVAE_*`` variables of a test server (extra keys are given without the prefix, e.g. API_KEY="k"). The
+    database starts empty unless ``DEFAULT_CANDIDATES="true"`` is given."""
+    env = {"MSVAE_DATABASE_URL": database_url, "MSVAE_MODEL": model, "MSVAE_DATA_DIR": str(data_dir),
+           "MSVAE_DEFAULT_CANDIDATES": "false"}  # fmt: skip
     env.update({f"MSVAE_{key.upper()}": value for key, value in extra.items()})
     return env
 

@@ -176,6 +176,17 @@ def test_an_import_is_seen_by_the_next_annotation(client: httpx.Client) -> None:
     assert caffeine in {c["smiles"] for c in after["candidates"]}
 
 
+def test_a_spectrum_without_candidates_in_the_window_says_what_to_do(client: httpx.Client) -> None:
+    peaks = [[100.0, 5.0], [200.0, 10.0]]
+    heavy = {"title": "heavy", "precursor_mz": 1234.5678, "peaks": peaks}
+    query = {"spectra": [heavy, {**heavy, "title": "given", "candidates": ["CCO"]}]}
+    heavy, given = client.post("/v1/annotate", json=query, params={"ppm": 5}).json()["results"]
+    assert (heavy["n_candidates"], heavy["candidates"]) == (0, [])
+    assert "no candidate within 5 ppm of neutral mass 1233.5605" in heavy["note"]  # 1234.5678 - proton
+    assert "msvae candidates import FILE" in heavy["note"]
+    assert given["n_candidates"] == 1 and given["note"] is None  # candidates given: nothing to say
+
+
 def test_bad_spectra_are_listed_and_the_others_annotated(client: httpx.Client) -> None:
     mgf = (
         b"BEGIN IONS\nTITLE=good\nPEPMASS=195.0877\n138.07 100\nEND IONS\n"
@@ -224,6 +235,40 @@ def test_job_results_equal_direct_annotation(setup, client: httpx.Client, import
     assert results["results"] == direct["results"]
     assert results["rejected"] == direct["rejected"]
     assert client.get("/v1/jobs/not-a-job").status_code == 404
+
+
+def test_mzml_and_mzxml_runs_annotate_as_their_mgf(setup, client: httpx.Client, imported, tmp_path: Path) -> None:
+    """The same spectra as MS2 scans of an mzML run (``/v1/annotate``) and a gzip mzXML run (``/v1/jobs``) get the
+    candidates of their MGF; the scan without precursor is a rejection that names it."""
+    import gzip
+    import warnings
+
+    from spectrum_files import NATIVE_ID, write_mzml, write_mzxml
+
+    spectra = [s for s in read_spectra(io.BytesIO(setup[2])) if isinstance(s, Spectrum)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mzml = write_mzml(tmp_path / "run.mzML", spectra, intensity_bits=64).read_bytes()
+    mzxml = gzip.compress(write_mzxml(tmp_path / "run.mzXML", spectra, precision=64).read_bytes())
+    from_mgf = client.post("/v1/annotate", params={"top_k": 5}, files={"file": ("run.mgf", setup[2])}).json()
+
+    def ranked(body: dict) -> list[list[str]]:
+        return [[c["inchikey"] for c in r["candidates"]] for r in body["results"]]
+
+    direct = client.post("/v1/annotate", params={"top_k": 5}, files={"file": ("run.mzML", mzml)}).json()
+    assert [r["title"] for r in direct["results"]] == [NATIVE_ID.format(k) for k in range(2, len(spectra) + 2)]
+    assert ranked(direct) == ranked(from_mgf) and any(ranked(direct))
+    (rejection,) = direct["rejected"]
+    assert (rejection["index"], rejection["title"]) == (len(spectra), NATIVE_ID.format(len(spectra) + 2))
+    assert "without a precursor" in rejection["reason"]
+
+    job = client.post("/v1/jobs", params={"top_k": 5}, files={"file": ("run.mzXML.gz", mzxml)}, headers=KEY)
+    assert job.status_code == 202, job.text
+    assert _wait_for_job(client, job.json()["id"])["status"] == "done"
+    results = client.get(f"/v1/jobs/{job.json()['id']}/results").json()
+    assert [r["title"] for r in results["results"]] == [f"scan={k}" for k in range(2, len(spectra) + 2)]
+    assert ranked(results) == ranked(from_mgf)
+    assert [r["title"] for r in results["rejected"]] == [f"scan={len(spectra) + 2}"]
 
 
 def _wait_for_job(client: httpx.Client, job_id: str, timeout: float = 60.0) -> dict:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from databases import database_url_fixture
 
-from app.candidates.cli import run_import
+from app.cli.candidates import run_import
 from app.db import Candidate, Database
-from app.db.testing import database_url_fixture
 
 db_url = database_url_fixture()
 
@@ -58,3 +58,23 @@ def test_unreadable_inputs_exit_with_a_message(
     assert "binary" in capsys.readouterr().err
     assert run_import(str(tmp_path / "missing.smi")) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_import_stores_the_served_models_fingerprint(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Molecules are stored with the fingerprint of the model ``MSVAE_MODEL`` serves, read from its directory, so
+    the service does not recompute them at start-up."""
+    from models.spectra_model import SpectraModel
+
+    SpectraModel.create("mlp", spectrum_hidden=(8,), fingerprint_spec="morgan3-1024", name="small").save(tmp_path / "m")
+    monkeypatch.setenv("MSVAE_DATABASE_URL", db_url)
+    monkeypatch.setenv("MSVAE_MODEL", str(tmp_path / "m"))
+    (tmp_path / "mols.smi").write_text("CCO\nc1ccccc1\n")
+    assert run_import(str(tmp_path / "mols.smi")) == 0
+    database = Database(db_url)
+    with database.session() as session:
+        stored = list(session.scalars(sa.select(Candidate.fingerprint)))
+        specs = set(session.scalars(sa.select(Candidate.fingerprint_spec)))
+    database.dispose()
+    assert specs == {"morgan3-1024"} and {len(fp) for fp in stored} == {1024 // 8}

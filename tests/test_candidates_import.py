@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from databases import database_url_fixture, migrated_database
 from rdkit import Chem
 
 from app.candidates.importer import import_candidates
 from app.candidates.readers import CandidateFileError, guess_format
 from app.db import Candidate, Database
-from app.db.testing import database_url_fixture, migrated_database
 from models.featurize.fingerprints import molecule_from_smiles, unpack_bits
 
 db_url = database_url_fixture()

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from databases import database_url_fixture, migrated_database
 
 from app.candidates.importer import import_candidates
 from app.candidates.store import CandidateStore, candidates_in_mass_window, candidates_with_formula
 from app.db import Candidate, Database
-from app.db.testing import database_url_fixture, migrated_database
 from models.featurize.fingerprints import fingerprint_bits, parse_fingerprint_spec
 from models.featurize.mgf import Spectrum, read_spectra
 

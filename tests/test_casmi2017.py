@@ -1,5 +1,6 @@
-"""The CASMI 2017 evaluation (training/spectra/casmi2017.py, ``msvae evaluate-casmi2017``) on small files written
-in the contest's layout: solutions table, summaries, one MS/MS MGF per challenge, optional official candidates."""
+"""The CASMI 2017 evaluation (training/spectra/casmi2017.py reads, app/casmi2017.py ranks; ``msvae
+evaluate-casmi2017``) on small files written in the contest's layout: solutions table, summaries, one MS/MS MGF per
+challenge, optional official candidates."""
 
 from __future__ import annotations
 
@@ -9,14 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from app.casmi2017 import evaluate_casmi2017
 from app.cli import main
 from models.spectra_model import SpectraModel
-from training.spectra.casmi2017 import (
-    Casmi2017LayoutError,
-    challenge_spectrum,
-    evaluate_casmi2017,
-    read_casmi2017,
-)
+from training.spectra.casmi2017 import Casmi2017LayoutError, challenge_spectrum, read_casmi2017
 from training.spectra.library import StructureLibrary
 
 SPEC = "maccs"

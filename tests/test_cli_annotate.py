@@ -115,3 +115,36 @@ def test_missing_inputs_are_errors(tmp_path, capsys):
     assert "no such candidate directory" in capsys.readouterr().err
     assert main(["annotate", QUERY, "--candidates", CANDIDATES, "--model", str(tmp_path / "m")]) == 1
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_a_new_database_gets_the_default_set_and_annotates_an_mzml_run(tmp_path, capsys):
+    """``msvae db upgrade`` fills an empty database with the shipped MassBank structures (once); ``msvae annotate``
+    then ranks real structures for the MS2 scans of an mzML run, rejecting the scan without precursor by name."""
+    import gzip
+    import warnings
+
+    from spectrum_files import NATIVE_ID, write_mzml
+
+    from app.candidates.default import DEFAULT_CANDIDATES
+
+    spectra = list(read_spectra(QUERY))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = write_mzml(tmp_path / "run.mzML", spectra)
+    assert main(["db", "upgrade"]) == 0
+    rows = [line for line in gzip.decompress(DEFAULT_CANDIDATES.read_bytes()).splitlines() if line[:1] != b"#"]
+    shipped = len(rows) - 1  # the header row
+    assert f"loaded the default set ({shipped} MassBank structures)" in capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0
+    assert "default set" not in capsys.readouterr().out  # not empty any more: nothing loaded again
+
+    out = tmp_path / "run.json"
+    assert main(["annotate", str(run), "--top-k", "1000", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [r["title"] for r in doc["results"]] == [NATIVE_ID.format(k) for k in range(2, len(spectra) + 2)]
+    for item, spectrum in zip(doc["results"], spectra, strict=True):
+        assert item["n_candidates"] >= 1 and "note" not in item
+        # every query is a MassBank record, so its structure is in the default set, within 10 ppm
+        assert spectrum.inchikey[:14] in {c["inchikey"][:14] for c in item["candidates"]}
+    err = capsys.readouterr().err
+    assert f"TITLE={NATIVE_ID.format(len(spectra) + 2)!r}" in err and "without a precursor" in err

@@ -62,6 +62,7 @@ def test_word_tokenize(sentence, tokens):
     assert word_tokenize(sentence) == tokens
 
 
+@pytest.mark.full_data
 def test_real_captions(captions, tokenized):
     assert len(captions) == 29330  # README: 2,933 test images x 10
     assert all(c.endswith(".") for c in captions)

@@ -22,6 +22,7 @@ from training.data.mnist import (
 from training.data.semi import split_supervision
 
 
+@pytest.mark.full_data
 def test_load_matches_the_readme(mnist, shared_data):
     assert mnist.x_train.shape == (60000, 1, 28, 28) and mnist.x_test.shape == (10000, 1, 28, 28)
     assert mnist.x_train.dtype == torch.float32 and mnist.y_train.dtype == torch.int64
@@ -83,13 +84,15 @@ def test_bad_split_is_refused(mnist):
 
 
 def test_evaluation_sets_are_the_test_halves(mnist):
+    half = len(mnist.y_test) // 2  # 5000 on MNIST (the samples in tests/data keep rows 0-499 and 5000-5499)
     sets = evaluation_sets(mnist.x_test, mnist.y_test, 2)
-    assert len(sets.test) == len(sets.valid) == 5000
-    assert torch.equal(sets.test.labels, mnist.y_test[:5000]) and torch.equal(sets.valid.labels, mnist.y_test[5000:])
-    assert torch.equal(reassemble(sets.test.data), mnist.x_test[:5000])
-    assert torch.equal(reassemble(sets.valid.data), mnist.x_test[5000:])
+    assert len(sets.test) == len(sets.valid) == half
+    assert torch.equal(sets.test.labels, mnist.y_test[:half]) and torch.equal(sets.valid.labels, mnist.y_test[half:])
+    assert torch.equal(reassemble(sets.test.data), mnist.x_test[:half])
+    assert torch.equal(reassemble(sets.valid.data), mnist.x_test[half:])
 
 
+@pytest.mark.full_data
 def test_load_mnist_split_pairs_strips_of_the_same_image(shared_data, mnist):
     train, sets = load_mnist_split(shared_data, supervision=0.1, seed=3, unpaired="rest")
     assert train.n_paired() == 6000

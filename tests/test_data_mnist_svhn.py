@@ -61,6 +61,7 @@ def test_pairing_recipe():
     assert not np.array_equal(other[0], a)
 
 
+@pytest.mark.full_data
 def test_pairing_uses_every_image_dm_times_when_it_is_the_smaller_side(mnist):
     labels = mnist.y_test.numpy()
     richer = np.repeat(np.arange(10), 2000)  # more of every class than MNIST test has
@@ -70,6 +71,7 @@ def test_pairing_uses_every_image_dm_times_when_it_is_the_smaller_side(mnist):
     assert np.array_equal(labels[a], richer[b])
 
 
+@pytest.mark.full_data
 def test_shipped_test_pairing_is_class_blocks_of_mnist_test(test_pairing, mnist):
     idx_m, idx_s = test_pairing
     assert idx_m.shape == idx_s.shape == (300000,)
@@ -83,6 +85,7 @@ def test_shipped_test_pairing_is_class_blocks_of_mnist_test(test_pairing, mnist)
     assert (svhn_uses[svhn_uses > 0] == 30).all() and (svhn_uses > 0).sum() == 10000
 
 
+@pytest.mark.full_data
 def test_distinct_pairs_of_the_test_pairing(test_pairing, mnist):
     m, s = distinct_pairs(*test_pairing)
     assert len(m) == 10000 and len(np.unique(m)) == 10000 and len(np.unique(s)) == 10000
@@ -90,6 +93,7 @@ def test_distinct_pairs_of_the_test_pairing(test_pairing, mnist):
     assert np.array_equal(mnist.y_test.numpy()[m], np.repeat(np.arange(10), np.bincount(mnist.y_test.numpy())))
 
 
+@pytest.mark.full_data
 def test_load_mnist_svhn_on_a_synthetic_svhn(shared_data, tmp_path, test_pairing, mnist):
     """SVHN stand-ins in the official format whose pixels encode their digit (value 20 * label)."""
     idx_m, idx_s = test_pairing

@@ -10,15 +10,15 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from databases import database_url_fixture
 
 import app.db.tables  # noqa: F401  (registers the tables)
 from app.db import Base, make_engine
-from app.db.testing import database_url_fixture
-from migrations import current_revision, downgrade_database, head_revision, upgrade_database
+from app.db.migrate import current_revision, downgrade_database, head_revision, upgrade_database
 
 db_url = database_url_fixture()
 
-TABLES = {"candidates", "models", "jobs", "job_spectra"}
+TABLES = {"candidates", "jobs", "job_spectra"}
 
 
 def _tables(url: str) -> set[str]:
@@ -66,7 +66,7 @@ def test_upgrade_is_idempotent_and_downgrade_then_upgrade_works(db_url: str) -> 
 
 
 def test_cli_db_upgrade_finds_the_packaged_migrations_from_any_directory(db_url: str, tmp_path: Path) -> None:
-    env = {**os.environ, "MSVAE_DATABASE_URL": db_url}
+    env = {**os.environ, "MSVAE_DATABASE_URL": db_url, "MSVAE_DEFAULT_CANDIDATES": "false"}
     done = subprocess.run(
         [sys.executable, "-m", "app.cli", "db", "upgrade"],
         cwd=tmp_path,  # not the repository: the migrations must come from the package

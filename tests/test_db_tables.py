@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from databases import database_url_fixture, migrated_database
 from sqlalchemy.exc import IntegrityError
 
-from app.db import Candidate, Database, Job, JobSpectrum, ModelRecord
-from app.db.jobs import create_job, finish_job, next_job, pending_spectra, record_spectrum, start_job
-from app.db.testing import database_url_fixture, migrated_database
+from app.db import Candidate, Database, Job, JobSpectrum
+from app.db.jobs import claim_spectra, count_pending, create_job, finish_job, open_jobs, record_spectrum, start_job
 
 db_url = database_url_fixture()
 
@@ -48,16 +48,6 @@ def test_candidate_round_trip_and_unique_inchikey(db: Database) -> None:
         session.add(_candidate(key, mass=1.0))
 
 
-def test_model_names_are_unique_and_cards_are_json(db: Database) -> None:
-    card = {"metrics": {"top1": 0.25}, "data": ["massbank"]}
-    with db.session() as session:
-        session.add(ModelRecord(name="default", path="/m", fingerprint_spec="morgan2-2048+maccs", card=card))
-    with db.session() as session:
-        assert session.scalars(sa.select(ModelRecord.card)).one() == card
-    with pytest.raises(IntegrityError), db.session() as session:
-        session.add(ModelRecord(name="default", path="/other", fingerprint_spec="x"))
-
-
 def test_job_status_is_checked_and_spectra_are_unique_per_job(db: Database) -> None:
     with pytest.raises(IntegrityError), db.session() as session:
         session.add(Job(model="m", top_k=10, ppm=10.0, input_mgf=b"", status="bogus"))
@@ -86,30 +76,40 @@ def test_job_resumes_exactly_the_pending_spectra_and_never_records_one_twice(db:
         job_id = job.id
         assert (job.status, job.n_spectra, job.n_done) == ("queued", 3, 0)
 
-    # A worker starts, records spectrum 0, then dies before finishing.
+    # Worker a claims two spectra, records spectrum 0, then dies before finishing.
     with db.session() as session:
-        job = next_job(session)
-        assert job is not None and job.id == job_id
+        assert open_jobs(session) == [job_id]
+        job = session.get(Job, job_id)
         start_job(session, job)
         first_start = job.started_at
-        assert [s.spectrum_index for s in pending_spectra(session, job_id)] == [0, 2, 3]
-        assert record_spectrum(session, job_id, 0, result={"candidates": []})
+    with db.session() as session:
+        assert claim_spectra(session, job_id, "a", 2, lease_seconds=60) == [0, 2]
+    with db.session() as session:
+        assert claim_spectra(session, job_id, "b", 5, lease_seconds=60) == [3]  # a's claims are taken
+        assert claim_spectra(session, job_id, "b", 5, lease_seconds=60) == []
+        assert not record_spectrum(session, job_id, 0, result={"candidates": ["b"]}, worker="b")  # not b's claim
+        assert record_spectrum(session, job_id, 0, result={"candidates": []}, worker="a")
+        assert count_pending(session, job_id) == 2
 
-    # A restarted worker: the interrupted job comes first, and only spectra 2 and 3 are left.
+    # A restarted worker: the interrupted job comes first; a's expired claim on spectrum 2 is free again.
     with db.session() as session:
         create_job(session, mgf=b"later", model="m", top_k=3, ppm=5.0, spectra=[(0, None)])
     with db.session() as session:
-        job = next_job(session)
-        assert job is not None and job.id == job_id and job.status == "running"
+        assert open_jobs(session)[0] == job_id
+        job = session.get(Job, job_id)
+        assert job.status == "running"
         start_job(session, job)
         assert job.started_at == first_start
-        assert [s.spectrum_index for s in pending_spectra(session, job_id)] == [2, 3]
+    with db.session() as session:
+        assert claim_spectra(session, job_id, "c", 5, lease_seconds=0) == [2, 3]
         # Recording spectrum 0 again (e.g. a second worker) changes nothing.
         assert not record_spectrum(session, job_id, 0, result={"candidates": ["twice"]})
-        assert record_spectrum(session, job_id, 2, result={"candidates": ["b"]})
-        assert record_spectrum(session, job_id, 3, error="model failed")
-        assert pending_spectra(session, job_id) == []
-        finish_job(session, job)
+        assert not record_spectrum(session, job_id, 2, result={"candidates": ["late"]}, worker="a")  # a lost it
+        assert record_spectrum(session, job_id, 2, result={"candidates": ["b"]}, worker="c")
+        assert record_spectrum(session, job_id, 3, error="model failed", worker="c")
+        assert count_pending(session, job_id) == 0
+        assert finish_job(session, job_id)
+        assert not finish_job(session, job_id)  # closed once
 
     with db.session() as session:
         job = session.get(Job, job_id)

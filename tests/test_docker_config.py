@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from api_helpers import serving_model
-
-from app.db.testing import database_params, scratch_database
+from databases import database_params, scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = 8000  # the port the containers use; the commands are run unchanged
@@ -87,7 +86,8 @@ def test_the_container_commands_serve_and_pass_the_health_check(backend: str, co
     if not _port_free(PORT):
         pytest.skip(f"port {PORT} is taken on this machine; the container command is run unchanged")
     with scratch_database(backend, tmp_path) as url:
-        env = {**os.environ, "MSVAE_DATABASE_URL": url, "MSVAE_MODEL": serving_model(tmp_path)}
+        env = {**os.environ, "MSVAE_DATABASE_URL": url, "MSVAE_MODEL": serving_model(tmp_path),
+               "MSVAE_DEFAULT_CANDIDATES": "false"}  # fmt: skip
         env["MSVAE_DATA_DIR"] = str(tmp_path)
         with open(tmp_path / "serve.log", "wb") as log:
             server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -91,3 +91,36 @@ def test_cli_oracle_command_maps_to_the_training_options():
     assert (args.func.__name__, args.data, args.epochs, args.width, args.out) == ("_oracle", "d", 3, 32, "data/oracles")
     defaults = build_parser().parse_args(["oracle"])
     assert (defaults.epochs, defaults.width) == (10, 64)  # the paper's recipe
+
+
+def test_a_quick_run_scores_with_the_shipped_oracle(shared_data, tmp_path, monkeypatch, capsys):
+    """Without --oracle and without data/oracles/ here, a quick run trains the model only and scores it with the
+    oracle shipped in the package; a missing --oracle file is an error that says how to make one."""
+    from training.oracles import SHIPPED_MNIST_ORACLE
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "mnist-split", "--model", "svae", "--epochs", "1", "--data", str(shared_data), "--out", "run",
+            "--device", "cpu", "--max-train", "200", "--max-valid", "100", "--max-test", "100"]  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["oracle"]["path"] == str(SHIPPED_MNIST_ORACLE) and record["oracle"]["test_accuracy"] > 0.97
+    assert not (tmp_path / "data").exists()  # no oracle was trained
+    assert main([*argv, "--oracle", "missing.pt"]) == 2
+    assert "msvae oracle" in capsys.readouterr().err
+
+
+def test_train_cli_sets_the_data_rule_and_the_papers_code_networks(shared_data, tmp_path):
+    """--unpaired rest and --paper-code-nets reach the run: the split and the model recorded in result.json."""
+    import json
+
+    from app.cli import main
+
+    out = tmp_path / "run"
+    status = main(["train", "mnist-split", "--model", "vaevae", "--supervision", "0.1", "--epochs", "1",
+                   "--max-train", "200", "--max-valid", "20", "--max-test", "20", "--unpaired", "rest",
+                   "--paper-code-nets", "--data", str(shared_data), "--out", str(out), "--device", "cpu"])  # fmt: skip
+    record = json.loads((out / "result.json").read_text())
+    assert status == 0 and record["unpaired"] == "rest"
+    assert record["data"] == {"paired": 20, "unpaired": {"top": 90, "bottom": 90}}
+    assert record["model_config"]["paper_code_nets"] is True
+    assert record["model_config"]["parameters"] == 4_814_218  # the paper's code's VAEVAE

@@ -26,6 +26,7 @@ from training.metrics.cca import (
 )
 
 
+@pytest.mark.full_data
 def test_mnist_svhn_names_the_missing_svhn_files(shared_data, tmp_path, capsys):
     train_one = get_train_one("mnist-svhn")
     with pytest.raises(FileNotFoundError) as err:
@@ -75,6 +76,7 @@ def svhn_data(shared_data, tmp_path):
     return root
 
 
+@pytest.mark.full_data
 def test_mnist_svhn_pipeline_on_written_files(svhn_data, tmp_path):
     record = get_train_one("mnist-svhn")(
         "svae", 0.5, epochs=1, data_dir=svhn_data, out_dir=tmp_path / "run", device="cpu", seed=0,

@@ -65,5 +65,5 @@ def test_massbank_precursors_match_structures(shared_data):
             if r.adduct == "[M+H]+"
         ]
     )
-    assert len(errors) > 1000
+    assert len(errors) > len(data) / 2  # most records are [M+H]+
     assert np.mean(np.abs(errors) < 10) > 0.97

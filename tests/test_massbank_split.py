@@ -34,6 +34,7 @@ def first_records(shared_data):
     return load_massbank(shared_data / MASSBANK, limit=2000)
 
 
+@pytest.mark.full_data
 def test_first_records(first_records):
     summary = first_records.summary()
     assert summary["spectra_read"] == 2000
@@ -83,6 +84,7 @@ def test_split_of_bare_keys_and_bad_fractions(tmp_path):
         read_split(tmp_path / "split.json", keys)
 
 
+@pytest.mark.full_data
 def test_whole_file_counts(shared_data, tmp_path):
     """All 44,344 spectra are accounted for (records + rejected). The README's 4,260 structures count the
     file's INCHIKEY block, or the raw SMILES string for the 199 spectra without INCHIKEY; by RDKit's key of each

@@ -26,6 +26,7 @@ def oracle_path(shared_data, tmp_path_factory):
     return path
 
 
+@pytest.mark.full_data
 def test_table_1_is_the_papers(shared_data):
     """Table 1 parsed from the paper's text: the same numbers and models."""
     text = (shared_data.parent / "paper.txt").read_text()

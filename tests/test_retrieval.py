@@ -63,10 +63,15 @@ def test_scores_match_the_definition_for_every_layout(case):
 
 
 def test_score_is_a_product_plus_a_constant(case):
-    p, bits, expected = case
+    """``candidate_scores`` is affine in the bits: the empty fingerprint scores the constant -sum log(1 - p) and
+    each set bit k adds -logit(p_k), so any candidate scores the constant plus a product with its bits."""
+    p, bits, _ = case
     q = np.clip(p, 1e-6, 1 - 1e-6)
-    logit = np.log(q / (1 - q))
-    np.testing.assert_allclose(expected, -(bits @ logit) - np.log(1 - q).sum(), rtol=1e-10)
+    base = candidate_scores(p, np.zeros((1, N_BITS), np.uint8))[0]
+    per_bit = candidate_scores(p, pack_bits(np.eye(N_BITS, dtype=np.uint8))) - base  # one bit set at a time
+    np.testing.assert_allclose(base, -np.log1p(-q).sum(), rtol=1e-12)
+    np.testing.assert_allclose(per_bit, -np.log(q / (1 - q)), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(candidate_scores(p, bits), base + bits @ per_bit, rtol=1e-10)
 
 
 def test_bad_shapes():

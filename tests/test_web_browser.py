@@ -148,8 +148,13 @@ def _upload(browser: Chromium, path: Path) -> dict[str, Any]:
     document = browser.send("DOM.getDocument")["root"]["nodeId"]
     file_input = browser.send("DOM.querySelector", {"nodeId": document, "selector": "#mgf"})["nodeId"]
     browser.send("DOM.setFileInputFiles", {"nodeId": file_input, "files": [str(path)]})
+    return _press(browser, "submit")
+
+
+def _press(browser: Chromium, button: str) -> dict[str, Any]:
+    """Press the button with id ``button`` (top-k set to TOP_K), wait for the answer and its drawings."""
     browser.evaluate(f"document.getElementById('top-k').value = '{TOP_K}'")
-    browser.evaluate("document.getElementById('submit').click()")
+    browser.evaluate(f"document.getElementById('{button}').click()")
     browser.wait_for("['done', 'error'].includes(document.getElementById('status').className)")
     # every structure drawing loaded (RDKit SVGs from /v1/depict)
     browser.wait_for("[...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)")
@@ -194,3 +199,43 @@ def test_the_page_uploads_the_example_mgf_and_shows_spectra_and_structures(brows
     assert len(with_rejection["cards"]) == len(spectra)
     assert len(with_rejection["rejected"]) == 1
     assert "broken one" in with_rejection["rejected"][0] and "line" in with_rejection["rejected"][0]
+
+
+def test_a_fresh_service_answers_the_example_in_one_click_and_reads_mzml(browser: Chromium, tmp_path: Path) -> None:
+    """A new database gets the default candidates: the page's example button shows real ranked structures for each
+    example spectrum, and an mzML run of the same spectra uploads with its peaks drawn from the binary arrays."""
+    import warnings
+
+    from spectrum_files import NATIVE_ID, write_mzml
+
+    query = EXAMPLES / "query.mgf"
+    spectra = [s for s in read_spectra(query) if isinstance(s, Spectrum)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = write_mzml(tmp_path / "run.mzML", spectra)
+    env = server_env(f"sqlite:///{tmp_path / 'web.sqlite'}", serving_model(tmp_path), tmp_path,
+                     DEFAULT_CANDIDATES="true")  # fmt: skip
+    with live_server(env, tmp_path) as server:
+        assert (EXAMPLES / "query.mgf").read_bytes() == httpx.get(f"{server.url}/static/example.mgf").content
+        expected = httpx.post(
+            f"{server.url}/v1/annotate", params={"top_k": TOP_K}, files={"file": ("q.mgf", query.read_bytes())}
+        ).json()
+        browser.send("Page.navigate", {"url": f"{server.url}/"})
+        browser.wait_for("document.readyState === 'complete' && document.getElementById('service').textContent"
+                         ".includes('molecules')")  # fmt: skip
+        service = browser.evaluate("document.getElementById('service').textContent")
+        example = _press(browser, "example")
+        from_mzml = _upload(browser, run)
+
+    assert "4177 molecules" in service
+    assert [c["title"] for c in example["cards"]] == [s.title for s in spectra] and example["rejected"] == []
+    for card, result in zip(example["cards"], expected["results"], strict=True):
+        assert len(card["candidates"]) >= 1 and all(c["drawn"] for c in card["candidates"])
+        assert [c["smiles"] for c in card["candidates"]] == [c["smiles"] for c in result["candidates"]]
+
+    assert [c["title"] for c in from_mzml["cards"]] == [NATIVE_ID.format(k) for k in range(2, len(spectra) + 2)]
+    for card, spectrum, mgf_card in zip(from_mzml["cards"], spectra, example["cards"], strict=True):
+        assert card["peaks"] == spectrum.n_peaks  # decoded from the zlib-compressed base64 arrays
+        assert [c["smiles"] for c in card["candidates"]] == [c["smiles"] for c in mgf_card["candidates"]]
+    (rejection,) = from_mzml["rejected"]
+    assert NATIVE_ID.format(len(spectra) + 2) in rejection and "without a precursor" in rejection

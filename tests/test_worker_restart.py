@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 from api_helpers import massbank_sample, server_env, serving_model
+from databases import database_params, scratch_database
+from live_server import LiveServer
 from sqlalchemy import func, select
 
 from app.db import Database, Job, JobSpectrum
-from app.db.testing import database_params, scratch_database
-from app.live_server import LiveServer
 
 N_SPECTRA = 12
 
@@ -36,7 +36,15 @@ def test_a_killed_server_resumes_its_job_without_loss_or_repeats(
     broken = b"BEGIN IONS\nTITLE=broken\nPEPMASS=200\n100 x\nEND IONS\n"
     with scratch_database(backend, tmp_path) as url:
         # one spectrum per chunk, a pause after each: the job takes seconds, so the kill lands mid-job
-        env = server_env(url, serving_model(tmp_path), tmp_path, WORKER_CHUNK="1", WORKER_DELAY_SECONDS="0.25")
+        # (a short claim lease: the killed server's claim on its last spectrum expires soon after the restart)
+        env = server_env(
+            url,
+            serving_model(tmp_path),
+            tmp_path,
+            WORKER_CHUNK="1",
+            WORKER_DELAY_SECONDS="0.25",
+            WORKER_CLAIM_SECONDS="2",
+        )
         first = LiveServer(env, tmp_path / "first.log").start()
         try:
             client = httpx.Client(base_url=first.url, timeout=30)

@@ -4,7 +4,8 @@
   example" CNN, inputs in [0, 1] without normalisation. :func:`load_mnist_svhn_oracle` loads the shipped weights.
 - :class:`ResNet18`: the MNIST-Split oracle of the paper's code (torchvision's ResNet-18 with a one-channel conv1),
   written here by hand with torchvision's parameter names, so its ``mnist_cnn.pt`` would load as it is. That file
-  is not obtainable; :func:`train_mnist_oracle` retrains it and :func:`load_or_train_mnist_oracle` caches it.
+  is not obtainable; :func:`train_mnist_oracle` retrains it (``msvae oracle``). A small one ships with the package
+  (:data:`SHIPPED_MNIST_ORACLE`, card in ``training/weights/README.md``), so a quick run never trains one first.
 
 Every oracle returns log-probabilities ``(N, 10)``; :func:`predict` gives the argmax class of many inputs in batches.
 """
@@ -173,6 +174,8 @@ def fit_classifier(
 
 
 MNIST_ORACLE_FILE = "mnist_resnet18.pt"
+# width 16, 4 epochs, written by `msvae oracle --width 16 --epochs 4` (its .json record beside it)
+SHIPPED_MNIST_ORACLE = Path(__file__).resolve().parent / "weights" / MNIST_ORACLE_FILE
 
 
 def train_mnist_oracle(
@@ -232,51 +235,7 @@ def load_mnist_oracle(path: str | Path, device: str | torch.device = "cpu") -> R
     return net.to(device).eval()
 
 
-def load_or_train_mnist_oracle(
-    mnist: str | Path, cache_dir: str | Path, epochs: int = 10, width: int = 64, **train_kwargs
-) -> ResNet18:
-    """The cached MNIST-Split oracle in ``cache_dir`` (``mnist_resnet18.pt``), trained first if it is not there."""
-    path = Path(cache_dir) / MNIST_ORACLE_FILE
-    if path.exists():
-        return load_mnist_oracle(path, train_kwargs.get("device", "cpu"))
-    net, _ = train_mnist_oracle(mnist, path, epochs=epochs, width=width, **train_kwargs)
-    return net
-
-
 def oracle_record(path: str | Path) -> dict | None:
     """The JSON record written beside a trained oracle, or None."""
     p = Path(path).with_suffix(".json")
     return json.loads(p.read_text()) if p.exists() else None
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m training.oracles``: train and cache the MNIST-Split oracle, print its record."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Train the MNIST-Split ResNet-18 oracle and cache it.")
-    parser.add_argument("--data", required=True, help="mnist.npz, or a folder holding it (or mnist/mnist.npz)")
-    parser.add_argument("--out", default="data/oracles", help="cache folder (writes mnist_resnet18.pt and .json)")
-    parser.add_argument("--epochs", type=int, default=10, help="the paper: 10")
-    parser.add_argument("--width", type=int, default=64, help="channels of the first stage; the paper: 64")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--log-every", type=int, default=100, help="print the loss every N steps (0: never)")
-    args = parser.parse_args(argv)
-    _, record = train_mnist_oracle(
-        args.data,
-        Path(args.out) / MNIST_ORACLE_FILE,
-        args.epochs,
-        args.width,
-        args.batch_size,
-        args.lr,
-        args.seed,
-        args.device,
-        args.log_every,
-    )
-    print(json.dumps(record, indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -98,10 +98,6 @@ class TrainResult:
     def last_path(self) -> Path:
         return self.out_dir / "last.pt"
 
-    @property
-    def metrics_path(self) -> Path:
-        return self.out_dir / "metrics.json"
-
 
 @dataclass
 class _Ranks:

@@ -3,60 +3,77 @@
 from __future__ import annotations
 
 import io
-import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.concurrency import run_in_threadpool
 
-from app.api.deps import ServiceDep, media_type, read_upload
+from app.api.deps import ServedModelDep, ServiceDep, media_type, read_upload
 from app.api.errors import RequestRejected, spectrum_label
+from app.api.jsonbody import parse_json
 from app.api.openapi import request_body
 from app.api.schemas import AnnotateRequest, AnnotateResponse, ErrorResponse
-from app.service import ModelNotServed, split_spectra
-from models.featurize.mgf import Spectrum, read_spectra, read_spectra_from_json
+from app.api.work import run_work
+from app.scheduler import Budget
+from app.service import by_index, rejection, split_spectra
+from app.settings import Settings, setting_name
+from models.featurize.mgf import InputTooLarge, Spectrum, read_spectra, read_spectra_from_json
 
 router = APIRouter(tags=["annotation"])
 
 TOP_K = Query(10, ge=1, le=1000, description="candidates returned per spectrum")
 PPM = Query(10.0, ge=0, le=1000, description="precursor mass window for candidates from the database, ppm")
-MODEL = Query(None, max_length=255, description="model name (default: the served model)")
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 408, 413, 415, 422, 503)
+}
+_JOBS_HINT = "; send larger batches to POST /v1/jobs"
 
 
-def parse_mgf(data: bytes) -> tuple[list[Spectrum], list[dict[str, Any]]]:
-    """(spectra, rejections) of an uploaded MGF (or MSP; plain or gzip)."""
-    return split_spectra(read_spectra(io.BytesIO(data)))
+def parse_mgf(data: bytes, settings: Settings, budget: Budget) -> tuple[list[Spectrum], list[dict[str, Any]]]:
+    """(spectra, rejections) of an uploaded spectrum file (MGF, MSP, mzML or mzXML; plain or gzip), within the limits
+    of a synchronous request; :class:`InputTooLarge` past them."""
+    return split_spectra(read_spectra(io.BytesIO(data), limits=settings.read_limits(job=False, check=budget.check)))
 
 
-def parse_json_spectra(body: bytes) -> tuple[list[Spectrum], list[dict[str, Any]], dict[int, list[str]]]:
+def _given_candidates(item: Any, settings: Settings) -> list[str] | str | None:
+    """The candidate SMILES given with one JSON spectrum (None: none given), or why they are refused."""
+    candidates = item.get("candidates") if isinstance(item, dict) else None
+    if candidates is None:
+        return None
+    if not (isinstance(candidates, list) and all(isinstance(s, str) for s in candidates)):
+        return "candidates must be a list of SMILES strings"
+    if len(candidates) > settings.max_candidates:
+        limit = setting_name("max_candidates")
+        return f"{len(candidates)} candidates; the limit is {settings.max_candidates} per spectrum ({limit})"
+    too_long = next((i for i, s in enumerate(candidates) if len(s) > settings.max_smiles_length), None)
+    if too_long is not None:
+        limit = setting_name("max_smiles_length")
+        return (
+            f"candidate {too_long}: a SMILES of {len(candidates[too_long])} characters; the limit is "
+            f"{settings.max_smiles_length} ({limit})"
+        )
+    return candidates
+
+
+def parse_json_spectra(
+    body: bytes, settings: Settings, budget: Budget
+) -> tuple[list[Spectrum], list[dict[str, Any]], dict[int, list[str]]]:
     """(spectra, rejections, candidate SMILES by spectrum index) of a JSON ``{"spectra": [...]}`` body."""
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise HTTPException(400, f"the body is not valid JSON: {exc}") from None
+    payload = parse_json(body, settings.max_json_depth)
     if not isinstance(payload, dict) or not isinstance(payload.get("spectra"), list):
         raise HTTPException(422, 'the JSON body must be an object {"spectra": [...]}')
     items = payload["spectra"]
-    spectra, rejected = split_spectra(read_spectra_from_json(items))
+    limits = settings.read_limits(job=False, check=budget.check)
+    spectra, rejected = split_spectra(read_spectra_from_json(items, limits=limits))
     given: dict[int, list[str]] = {}
     kept = []
     for spectrum in spectra:
-        candidates = items[spectrum.index].get("candidates")
-        if candidates is None:
-            kept.append(spectrum)
-        elif isinstance(candidates, list) and all(isinstance(s, str) for s in candidates):
+        candidates = _given_candidates(items[spectrum.index], settings)
+        if isinstance(candidates, str):
+            rejected.append(rejection(spectrum, candidates))
+            continue
+        if candidates is not None:
             given[spectrum.index] = candidates
-            kept.append(spectrum)
-        else:
-            rejected.append(
-                {
-                    "index": spectrum.index,
-                    "title": spectrum.title,
-                    "line": None,
-                    "reason": "candidates must be a list of SMILES strings",
-                }
-            )
+        kept.append(spectrum)
     return kept, rejected, given
 
 
@@ -76,37 +93,45 @@ def nothing_usable(rejected: list[dict[str, Any]]) -> RequestRejected:
 async def annotate_spectra(
     request: Request,
     service: ServiceDep,
+    served: ServedModelDep,
     top_k: int = TOP_K,
     ppm: float = PPM,
-    model: str | None = MODEL,
-) -> dict[str, Any]:
+) -> AnnotateResponse:
     """Rank candidate structures for each spectrum, best (lowest cross-entropy) first.
 
     Send a multipart field ``file`` (MGF) or JSON ``{"spectra": [{"title", "precursor_mz", "peaks",
     "candidates"}]}``. Spectra without given candidates take those of the candidate database within ``ppm`` of
     their neutral mass (from PEPMASS and ADDUCT, ``[M+H]+`` by default). Spectra that cannot be annotated are
-    listed under ``rejected`` with the reason; when none can, the answer is 422.
+    listed under ``rejected`` with the reason; when none can, the answer is 422. Every limit of the request
+    (``MSVAE_MAX_*``, ``MSVAE_REQUEST_TIMEOUT_SECONDS``) is named in the answer that refuses it.
     """
-    try:
-        served = service.model_for(model)
-    except ModelNotServed as exc:
-        raise HTTPException(404, str(exc)) from None
+    settings = service.settings
     kind = media_type(request)
-    given: dict[int, list[str]] = {}
     if kind == "multipart/form-data":
         data, _ = await read_upload(request)
-        spectra, rejected = await run_in_threadpool(parse_mgf, data)
     elif kind == "application/json":
-        spectra, rejected, given = parse_json_spectra(await request.body())
+        body = await request.body()
     else:
         raise HTTPException(415, "send an MGF file as multipart field 'file', or JSON {\"spectra\": [...]}")
-    if spectra:
-        results, failed = await run_in_threadpool(
-            service.annotate, spectra, top_k=top_k, ppm=ppm, given=given, model=served
-        )
-        rejected = sorted(rejected + failed, key=lambda r: (r["index"] is None, r["index"] or 0))
-    else:
-        results = []
-    if not results:
-        raise nothing_usable(rejected)
-    return {"model": served.name, "results": results, "rejected": rejected}
+
+    def work(budget: Budget) -> AnnotateResponse:
+        given: dict[int, list[str]] = {}
+        try:
+            if kind == "multipart/form-data":
+                spectra, rejected = parse_mgf(data, settings, budget)
+            else:
+                spectra, rejected, given = parse_json_spectra(body, settings, budget)
+        except InputTooLarge as exc:
+            hint = _JOBS_HINT if exc.limit == "max_spectra" else ""
+            raise InputTooLarge(f"{exc}{hint}", exc.limit) from None
+        results: list[dict[str, Any]] = []
+        if spectra:
+            results, failed = service.annotate(
+                spectra, top_k=top_k, ppm=ppm, given=given, model=served, check=budget.check
+            )
+            rejected = sorted(rejected + failed, key=by_index)
+        if not results:
+            raise nothing_usable(rejected)
+        return AnnotateResponse.model_validate({"model": served.name, "results": results, "rejected": rejected})
+
+    return await run_work(request, work)

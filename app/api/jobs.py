@@ -3,39 +3,46 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from app.annotation import spectrum_neutral_mass
-from app.api.annotate import MODEL, PPM, TOP_K, nothing_usable, parse_mgf
-from app.api.deps import ServiceDep, media_type, read_upload
+from app.api.annotate import PPM, TOP_K, nothing_usable
+from app.api.deps import ServedModelDep, ServiceDep, media_type, read_upload
 from app.api.openapi import request_body
 from app.api.schemas import ErrorResponse, JobCreated, JobResults, JobStatus
 from app.api.security import require_api_key
+from app.api.work import run_work
 from app.db import Job, JobSpectrum
 from app.db.jobs import create_job
-from app.service import ModelNotServed, Service
-from models.featurize.mgf import SpectrumError
+from app.scheduler import Budget
+from app.service import Service, by_index
+from models.featurize.mgf import SpectrumError, read_spectra
 
 router = APIRouter(tags=["jobs"])
 JOB_ID = Path(description="the id returned by POST /v1/jobs", max_length=36)
 
 
-def _submit(service: Service, data: bytes, filename: str | None, model: str, top_k: int, ppm: float) -> JobCreated:
-    """Check every spectrum now (so refusals are known at once), store the MGF and the accepted spectra."""
-    spectra, rejected = parse_mgf(data)
-    accepted = []
-    for spectrum in spectra:
+def _submit(
+    service: Service, budget: Budget, data: bytes, filename: str | None, model: str, top_k: int, ppm: float
+) -> JobCreated:
+    """Check every spectrum now (so refusals are known at once), store the input and the accepted spectra. The
+    spectra are read one at a time and only their index and title kept, so a large job costs little memory."""
+    limits = service.settings.read_limits(job=True, check=budget.check)
+    accepted, rejected = [], []
+    for item in read_spectra(io.BytesIO(data), limits=limits):
         try:
-            spectrum_neutral_mass(spectrum)  # an unknown ADDUCT is refused now, not mid-job
+            if isinstance(item, SpectrumError):
+                raise item
+            spectrum_neutral_mass(item)  # an unknown ADDUCT is refused now, not mid-job
         except SpectrumError as exc:
             rejected.append(exc.to_dict())
             continue
-        accepted.append((spectrum.index, spectrum.title))
-    rejected.sort(key=lambda r: (r["index"] is None, r["index"] or 0))
+        accepted.append((item.index, item.title))
+    rejected.sort(key=by_index)
     if not accepted:
         raise nothing_usable(rejected)
     with service.database.session() as session:
@@ -50,27 +57,27 @@ def _submit(service: Service, data: bytes, filename: str | None, model: str, top
     "/v1/jobs",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
-    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422)},
+    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 408, 413, 415, 422, 503)},
     dependencies=[Depends(require_api_key)],
     openapi_extra=request_body(None, "an MGF file (plain or gzip)"),
 )
 async def submit_job(
     request: Request,
     service: ServiceDep,
+    served: ServedModelDep,
     top_k: int = TOP_K,
     ppm: float = PPM,
-    model: str | None = MODEL,
 ) -> JobCreated:
     """Queue a batch annotation of an uploaded MGF; returns the job id at once. Spectra that cannot be read are
     listed under ``rejected`` and are not part of the job."""
-    try:
-        served = service.model_for(model)
-    except ModelNotServed as exc:
-        raise HTTPException(404, str(exc)) from None
     if media_type(request) != "multipart/form-data":
         raise HTTPException(415, "upload the MGF file as multipart field 'file'")
     data, filename = await read_upload(request)
-    created = await run_in_threadpool(_submit, service, data, filename, served.name, top_k, ppm)
+
+    def submit(budget: Budget) -> JobCreated:
+        return _submit(service, budget, data, filename, served.name, top_k, ppm)
+
+    created = await run_work(request, submit)
     worker = getattr(request.app.state, "worker", None)
     if worker is not None:
         worker.wake()
@@ -103,7 +110,7 @@ def job_results(
     job_id: str = JOB_ID,
     offset: int = Query(0, ge=0, description="skip the first results (by spectrum index)"),
     limit: int | None = Query(None, ge=1, description="at most this many spectra"),
-) -> dict[str, Any]:
+) -> JobResults:
     """The results so far, as in ``POST /v1/annotate``; spectra refused at submission or failing in the worker
     are under ``rejected``."""
     with service.database.session() as session:
@@ -120,6 +127,8 @@ def job_results(
             if row.status == "done":
                 results.append({"index": row.spectrum_index, **(row.result or {})})
             else:
-                rejected.append({"index": row.spectrum_index, "title": row.title, "line": None, "reason": row.error})
-        rejected.sort(key=lambda r: (r["index"] is None, r["index"] or 0))
-        return {"id": job.id, "status": job.status, "model": job.model, "results": results, "rejected": rejected}
+                rejected.append(SpectrumError(row.error or "", index=row.spectrum_index, title=row.title).to_dict())
+        rejected.sort(key=by_index)
+        return JobResults.model_validate(
+            {"id": job.id, "status": job.status, "model": job.model, "results": results, "rejected": rejected}
+        )

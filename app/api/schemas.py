@@ -72,6 +72,9 @@ class SpectrumResult(BaseModel):
     precursor_mz: float | None
     n_candidates: int
     candidates: list[RankedCandidate]
+    note: str | None = Field(
+        default=None, description="why no candidate was ranked (none in the database's mass window) and what to do"
+    )
 
 
 class AnnotateResponse(BaseModel):

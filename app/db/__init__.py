@@ -3,7 +3,7 @@ package (``msvae db upgrade``)."""
 
 from app.db.base import Base, utcnow
 from app.db.engine import Database, make_engine, normalize_database_url
-from app.db.tables import JOB_STATUSES, SPECTRUM_STATUSES, Candidate, Job, JobSpectrum, ModelRecord
+from app.db.tables import JOB_STATUSES, SPECTRUM_STATUSES, Candidate, Job, JobSpectrum
 
 __all__ = [
     "JOB_STATUSES",
@@ -13,7 +13,6 @@ __all__ = [
     "Database",
     "Job",
     "JobSpectrum",
-    "ModelRecord",
     "make_engine",
     "normalize_database_url",
     "utcnow",

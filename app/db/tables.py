@@ -47,19 +47,6 @@ class Candidate(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ModelRecord(Base):
-    """A model the service can load, with the fingerprint spec it predicts and its model card."""
-
-    __tablename__ = "models"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True)
-    path: Mapped[str] = mapped_column(Text)
-    fingerprint_spec: Mapped[str] = mapped_column(Text)
-    card: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
 def _new_job_id() -> str:
     return str(uuid.uuid4())
 
@@ -111,5 +98,9 @@ class JobSpectrum(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker annotating a pending spectrum claims it first (app.db.jobs.claim_spectra); a claim older than the
+    # lease is free again (its worker died), so no spectrum is annotated by two workers at once.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     job: Mapped[Job] = relationship(back_populates="spectra")

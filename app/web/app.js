@@ -1,5 +1,6 @@
-// The annotation page: uploads an MGF to POST /v1/annotate, draws each spectrum's peaks (parsed here from the
-// same file) as an inline SVG, and lists its ranked candidates with RDKit drawings from GET /v1/depict.
+// The annotation page: uploads a spectrum file (MGF, MSP, mzML, mzXML) to POST /v1/annotate, draws each spectrum's
+// peaks (parsed here from the same file: MGF, mzML, mzXML) as an inline SVG, and lists its ranked candidates with
+// RDKit drawings from GET /v1/depict.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -28,6 +29,69 @@ function parseMgfPeaks(text) {
     }
   }
   return spectra;
+}
+
+// The values of a base64 binary array (zlib-compressed when `zlib`) of 32- or 64-bit floats.
+async function decodeFloats(base64, zlib, bits, littleEndian) {
+  let bytes = Uint8Array.from(atob(base64.trim()), (c) => c.charCodeAt(0));
+  if (zlib) {
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const size = bits / 8;
+  const values = [];
+  for (let offset = 0; offset + size <= bytes.byteLength; offset += size) {
+    values.push(bits === 64 ? view.getFloat64(offset, littleEndian) : view.getFloat32(offset, littleEndian));
+  }
+  return values;
+}
+
+// The accessions of the cvParams directly under `node`, with their values.
+function cvParams(node) {
+  const params = new Map();
+  for (const child of node.children) {
+    if (child.localName === "cvParam") params.set(child.getAttribute("accession"), child.getAttribute("value"));
+  }
+  return params;
+}
+
+// Peaks of every MS2 scan of an mzML or mzXML file, in file order (the service numbers spectra the same way).
+async function parseXmlPeaks(text) {
+  const doc = new DOMParser().parseFromString(text, "application/xml");
+  if (doc.getElementsByTagName("parsererror").length) return [];
+  const spectra = [];
+  if (doc.documentElement.localName === "mzXML") {
+    for (const scan of doc.getElementsByTagName("scan")) {
+      if (scan.getAttribute("msLevel") !== "2") continue;
+      const peaks = [...scan.children].find((child) => child.localName === "peaks");
+      const values = peaks ? await decodeFloats(peaks.textContent, peaks.getAttribute("compressionType") === "zlib",
+        Number(peaks.getAttribute("precision")) || 32, false) : [];
+      const pairs = [];
+      for (let i = 0; i + 1 < values.length; i += 2) pairs.push([values[i], values[i + 1]]);
+      spectra.push(pairs);
+    }
+    return spectra;
+  }
+  for (const spectrum of doc.getElementsByTagName("spectrum")) {
+    if (cvParams(spectrum).get("MS:1000511") !== "2") continue; // ms level
+    const arrays = {};
+    for (const array of spectrum.getElementsByTagName("binaryDataArray")) {
+      const params = cvParams(array);
+      const kind = params.has("MS:1000514") ? "mz" : params.has("MS:1000515") ? "intensity" : null;
+      const binary = [...array.children].find((child) => child.localName === "binary");
+      if (!kind || !binary) continue;
+      arrays[kind] = await decodeFloats(binary.textContent, params.has("MS:1000574"),
+        params.has("MS:1000523") ? 64 : 32, true);
+    }
+    spectra.push((arrays.mz || []).map((mz, i) => [mz, (arrays.intensity || [])[i] ?? 0]));
+  }
+  return spectra;
+}
+
+// Peaks per spectrum index of an uploaded file's text (none for a format the page does not draw).
+async function parsePeaks(text) {
+  return text.trimStart().startsWith("<") ? parseXmlPeaks(text) : parseMgfPeaks(text);
 }
 
 // A stick plot: m/z on x, intensity relative to the base peak on y.
@@ -89,7 +153,8 @@ function showResults(body, peaksByIndex) {
     const plural = r.n_candidates === 1 ? "" : "s";
     card.append(el("p", { class: "meta" }, `spectrum ${r.index}, precursor m/z ${mz}, ${r.n_candidates} candidate${plural}`));
     const layout = el("div", { class: "layout" }, peakPlot(peaksByIndex[r.index] || [], r.precursor_mz));
-    layout.append(r.candidates.length ? candidateTable(r.candidates) : el("p", {}, "no candidates in the window"));
+    layout.append(r.candidates.length ? candidateTable(r.candidates)
+      : el("p", { class: "note" }, r.note || "no candidates in the window"));
     card.append(layout);
     results.append(card);
   }
@@ -117,7 +182,22 @@ function setStatus(text, state) {
 async function annotate(event) {
   event.preventDefault();
   const file = document.getElementById("mgf").files[0];
-  if (!file) return setStatus("choose an MGF file first", "error");
+  if (!file) return setStatus("choose a spectrum file first", "error");
+  await annotateFile(file);
+}
+
+// One click: the shipped example file, annotated as an upload of it would be.
+async function annotateExample() {
+  try {
+    const response = await fetch("/static/example.mgf");
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    await annotateFile(new File([await response.blob()], "example.mgf"));
+  } catch (error) {
+    setStatus(`the example could not be loaded: ${error}`, "error");
+  }
+}
+
+async function annotateFile(file) {
   setStatus(`annotating ${file.name}...`, "busy");
   document.getElementById("results").replaceChildren();
   const form = new FormData();
@@ -135,7 +215,7 @@ async function annotate(event) {
       return setStatus(`rejected (HTTP ${response.status}): ${typeof body.detail === "string" ? body.detail
         : JSON.stringify(body.detail)}`, "error");
     }
-    showResults(body, parseMgfPeaks(text));
+    showResults(body, await parsePeaks(text));
     setStatus(`${body.results.length} spectra annotated by ${body.model}, ${(body.rejected || []).length} rejected`,
       "done");
   } catch (error) {
@@ -154,4 +234,5 @@ async function showService() {
 }
 
 document.getElementById("upload").addEventListener("submit", annotate);
+document.getElementById("example").addEventListener("click", annotateExample);
 showService();

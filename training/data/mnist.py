@@ -31,7 +31,6 @@ import torch
 from training.data.semi import SemiSupervisedData, UnpairedRule, make_semi_supervised
 
 HEIGHT = 28
-N_TEST_HALF = 5000
 
 
 @dataclass
@@ -132,10 +131,12 @@ def reassemble(parts: Mapping[str, torch.Tensor] | Sequence[torch.Tensor], heigh
 
 
 def evaluation_sets(x: torch.Tensor, y: torch.Tensor, n_parts: int) -> EvalSets:
-    """The protocol's evaluation sets from MNIST test: rows 0-4999 = test, 5000-9999 = valid, split into strips."""
+    """The protocol's evaluation sets from MNIST test, split into strips: the first half of the rows is the test set,
+    the second half the validation set (rows 0-4999 and 5000-9999 of the 10,000 MNIST test images)."""
+    half = x.shape[0] // 2
     return EvalSets(
-        valid=EvalSet(split_rows(x[N_TEST_HALF:], n_parts), y[N_TEST_HALF:]),
-        test=EvalSet(split_rows(x[:N_TEST_HALF], n_parts), y[:N_TEST_HALF]),
+        valid=EvalSet(split_rows(x[half:], n_parts), y[half:]),
+        test=EvalSet(split_rows(x[:half], n_parts), y[:half]),
     )
 
 

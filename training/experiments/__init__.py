@@ -4,8 +4,7 @@
 
 It trains one model at one supervision level, picks the best epoch on a validation set and returns (and writes to
 ``out_dir/result.json``) the best checkpoint's metrics on the test set (``"metrics"``, keys as in DESIGN.md), its
-validation metrics, the epochs and the wall time. Modules are imported on first use: ``spectra`` lives in
-``training.spectra.experiment`` and the image experiments work without it.
+validation metrics, the epochs and the wall time. Modules are imported on first use.
 """
 
 from __future__ import annotations
@@ -39,23 +38,12 @@ def get_train_one(experiment: str) -> TrainOne:
 
     Raises:
         ValueError: unknown experiment.
-        ImportError: the experiment's module is not installed (e.g. ``spectra`` before its module exists).
     """
     try:
         module, function = EXPERIMENTS[experiment]
     except KeyError:
         raise ValueError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}") from None
-    try:
-        return getattr(import_module(module), function)
-    except ModuleNotFoundError as err:
-        if err.name is not None and module.startswith(err.name):
-            raise ImportError(f"experiment {experiment!r} needs the module {module}, which is not there") from err
-        raise
+    return getattr(import_module(module), function)
 
 
-def train_one(experiment: str, model_name: str, supervision: float, **kwargs: Any) -> dict[str, Any]:
-    """``get_train_one(experiment)(model_name, supervision, **kwargs)``."""
-    return get_train_one(experiment)(model_name, supervision, **kwargs)
-
-
-__all__ = ["EXPERIMENTS", "METRIC_KEYS", "get_train_one", "train_one"]
+__all__ = ["EXPERIMENTS", "METRIC_KEYS", "get_train_one"]

@@ -78,7 +78,8 @@ def run_experiment(
 
     The returned dict (also ``out_dir/result.json``) holds: experiment, model, supervision, seed, epochs,
     best_epoch, select_metric, metrics (test), valid_metrics (best epoch), n_valid, n_test, data (counts per
-    part), lr, batch_size, device, wall_time_s, train_time_s, eval_time_s, and ``info`` (e.g. max_train).
+    part), model_config (the model's options and parameter count), lr, batch_size, device, wall_time_s,
+    train_time_s, eval_time_s, and ``info`` (e.g. max_train).
     ``max_valid`` / ``max_test`` keep only the first rows of the validation / test set (quick runs; recorded).
     A run interrupted after some epochs resumes from ``out_dir/last.pt`` (the trainer's rule).
     """
@@ -122,6 +123,14 @@ def run_experiment(
         "max_valid": max_valid,
         "max_test": max_test,
         "data": data.describe(),
+        # what the core's defaults were for this run, so a later change of a default cannot blur it
+        "model_config": {
+            **dict(model_overrides or {}),
+            "prior_expert": model.prior_expert,
+            "expert_variance": model.expert_variance,
+            "subset_terms": getattr(model, "subset_terms", None),
+            "parameters": model.num_parameters(),
+        },
         "lr": lr,
         "batch_size": batch_size,
         "device": str(device),

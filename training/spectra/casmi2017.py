@@ -1,4 +1,4 @@
-"""The CASMI 2017 evaluation from the contest's own files (``msvae evaluate-casmi2017 --data DIR``).
+"""Reading the CASMI 2017 contest's own files (for ``msvae evaluate-casmi2017 --data DIR``).
 
 The folder is the contest's download, unzipped (the file names are those the public code that reads it uses, e.g.
 github JosieHong/FIDDLE ``casmi2mgf.py`` and an MP-IOKR CASMI 2017 script)::
@@ -22,10 +22,7 @@ result. The ion mode comes from the summaries (a column whose name holds "mode":
 the MGF ``CHARGE``/``IONMODE``; negative-mode challenges are listed as skipped (the models are positive mode). The
 precursor m/z is the MGF's ``PEPMASS``, else a summary column naming the precursor, else the solution's [M+H]+.
 
-Candidates: the official lists when present; else every structure of the solution's molecular formula in the
-structure library (``formula``, the true structure added when the library lacks it) or the library structures
-within ``ppm`` of the solution's mass (``mass``). Ranking and the report are those of ``evaluate-retrieval``
-(:func:`app.annotation.evaluate_retrieval`), plus the top-k curve (k = 1 ... 20).
+The evaluation (candidates, ranking, report) is :mod:`app.casmi2017`, beside ``evaluate-retrieval``'s.
 """
 
 from __future__ import annotations
@@ -33,26 +30,16 @@ from __future__ import annotations
 import contextlib
 import csv
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.annotation import CandidateSet, candidates_from_smiles, evaluate_retrieval
-from app.candidates.readers import CandidateFileError
-from models.featurize.adducts import DEFAULT_ADDUCT, ppm_window, precursor_mz
-from models.featurize.fingerprints import (
-    FingerprintSpec,
-    molecule_from_smiles,
-    pack_bits,
-    parse_fingerprint_spec,
-)
+from models.featurize.adducts import DEFAULT_ADDUCT, precursor_mz
+from models.featurize.fingerprints import molecule_from_smiles
 from models.featurize.mgf import Spectrum, SpectrumError, read_spectra
-from models.spectra_model import SpectraModel
 from training.spectra.formula_protocol import TOPK_MAX
-from training.spectra.library import StructureLibrary
 
 SOLUTIONS_FILE = "CASMI-solutions.csv"
 SUMMARY_1_45_FILE = "Chal1to45Summary.csv"
@@ -110,14 +97,15 @@ def _covering(ranges: list[tuple[int, int, Path]], number: int) -> Path | None:
     return next((path for lo, hi, path in ranges if lo <= number <= hi), None)
 
 
-def _read_table(path: Path, delimiter: str) -> list[dict[str, str]]:
+def read_table(path: Path, delimiter: str) -> list[dict[str, str]]:
+    """The rows of a delimited table with a header, keys lower-cased, values stripped."""
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         rows = list(csv.DictReader(f, delimiter=delimiter))
     # fields beyond the header (unquoted commas in an InChI, say) go under the key None: left out
     return [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None} for row in rows]
 
 
-def _column(rows: list[dict[str, str]], *needles: str) -> str | None:
+def find_column(rows: list[dict[str, str]], *needles: str) -> str | None:
     """The first column name containing one of ``needles`` (lower case)."""
     names = list(rows[0]) if rows else []
     return next((name for needle in needles for name in names if needle in name), None)
@@ -139,9 +127,9 @@ def _number(text: str) -> int | None:
 
 def _summary_facts(rows: list[dict[str, str]]) -> dict[int, dict[str, Any]]:
     """Ion mode and precursor m/z per challenge number from a summary table (whatever columns it has)."""
-    name_col = _column(rows, "challengename", "msms_file", "challenge", "ms_file")
-    mode_col = _column(rows, "mode")
-    mz_col = _column(rows, "precursor")
+    name_col = find_column(rows, "challengename", "msms_file", "challenge", "ms_file")
+    mode_col = find_column(rows, "mode")
+    mz_col = find_column(rows, "precursor")
     facts: dict[int, dict[str, Any]] = {}
     for row in rows:
         number = _number(row.get(name_col, "")) if name_col else None
@@ -167,8 +155,8 @@ def read_casmi2017(folder: str | Path) -> Casmi2017Data:
         raise Casmi2017LayoutError(folder, [f"{folder} (no such folder)"])
     if not (folder / SOLUTIONS_FILE).is_file():
         raise Casmi2017LayoutError(folder, [SOLUTIONS_FILE])
-    solutions = _read_table(folder / SOLUTIONS_FILE, ",")
-    challenge_col, smiles_col = _column(solutions, "challenge"), _column(solutions, "smiles")
+    solutions = read_table(folder / SOLUTIONS_FILE, ",")
+    challenge_col, smiles_col = find_column(solutions, "challenge"), find_column(solutions, "smiles")
     if not solutions or challenge_col is None or smiles_col is None:
         raise ValueError(f"{folder / SOLUTIONS_FILE}: needs a header row with Challenge and SMILES columns")
     wanted = {}
@@ -186,13 +174,13 @@ def read_casmi2017(folder: str | Path) -> Casmi2017Data:
     for lo, hi, path in msms_dirs:
         summary = path / f"summary-{lo:03d}-{hi:03d}.csv"
         if summary.is_file():
-            for number, entry in _summary_facts(_read_table(summary, "\t")).items():
+            for number, entry in _summary_facts(read_table(summary, "\t")).items():
                 facts.setdefault(number, {}).update(entry)
         elif any(lo <= n <= hi for n in wanted):
             missing.append(str(summary.relative_to(folder)))
     if any(1 <= n <= 45 for n in wanted):
         if (folder / SUMMARY_1_45_FILE).is_file():
-            for number, entry in _summary_facts(_read_table(folder / SUMMARY_1_45_FILE, ",")).items():
+            for number, entry in _summary_facts(read_table(folder / SUMMARY_1_45_FILE, ",")).items():
                 facts.setdefault(number, {}).update(entry)
         else:
             missing.append(SUMMARY_1_45_FILE)
@@ -252,179 +240,7 @@ def ion_mode(challenge: Challenge, spectrum: Spectrum) -> str | None:
     return None
 
 
-def library_candidates(
-    library: StructureLibrary, spec: FingerprintSpec | str, mode: str = "formula", ppm: float = 10.0
-) -> tuple[Callable[[Spectrum], CandidateSet], list[str]]:
-    """``candidates_for`` drawing each spectrum's candidates from the library by its solution (``SMILES`` header):
-    every structure of its formula (``mode="formula"``) or within ``ppm`` of its monoisotopic mass (``"mass"``),
-    the true structure added when the library lacks it. Returns the callable and the list it appends the titles
-    of those queries to."""
-    spec = parse_fingerprint_spec(spec)
-    if mode not in ("formula", "mass"):
-        raise ValueError(f"candidate mode must be formula or mass, not {mode!r}")
-    added: list[str] = []
-
-    def candidates_for(spectrum: Spectrum) -> CandidateSet:
-        true = molecule_from_smiles(spectrum.smiles or "", spec)
-        if mode == "formula":
-            formulas = [true.formula]
-        else:
-            low, high = ppm_window(true.monoisotopic_mass, ppm)
-            in_window = (library.masses >= low) & (library.masses <= high)
-            formulas = sorted(set(library.formulas[library.formula_of[in_window]]))
-        smiles, blocks, forms, packed = [], [], [], []
-        for formula in formulas:
-            cands = library.formula_candidates(formula, spec)
-            smiles += list(cands.smiles)
-            blocks += list(cands.blocks)
-            forms += [formula] * len(cands)
-            packed.append(cands.packed_bits)
-        if true.inchikey_block not in set(blocks):
-            smiles.append(true.smiles)
-            blocks.append(true.inchikey_block)
-            forms.append(true.formula)
-            packed.append(pack_bits(true.bits[None, :]))
-            added.append(spectrum.title)
-        return CandidateSet(smiles, blocks, forms, np.concatenate(packed))
-
-    return candidates_for, added
-
-
-def official_candidates(
-    challenges: dict[str, Challenge], spec: FingerprintSpec | str, rejected: list[str]
-) -> Callable[[Spectrum], CandidateSet]:
-    """``candidates_for`` reading each challenge's official list (a SMILES column; comma or tab separated)."""
-
-    def candidates_for(spectrum: Spectrum) -> CandidateSet:
-        path = challenges[spectrum.title].candidate_file
-        assert path is not None
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-            sample = f.read(4096)
-        rows = _read_table(path, "\t" if sample.count("\t") > sample.count(",") else ",")
-        column = _column(rows, "smiles")
-        if column is None:
-            raise CandidateFileError(f"{path}: official candidate list without a SMILES column")
-        cands, bad = candidates_from_smiles([r[column] for r in rows], spec)
-        rejected.extend(f"{path.name} row {i + 2}: {reason}" for i, reason in bad)
-        return cands
-
-    return candidates_for
-
-
 def topk_counts(ranks: list[int], k_max: int = TOPK_MAX) -> list[int]:
     """Number of queries with the true structure within the top k, k = 1 ... ``k_max``."""
     r = np.asarray(ranks)
     return [int(np.count_nonzero(r <= k)) for k in range(1, k_max + 1)]
-
-
-def evaluate_casmi2017(
-    data: Casmi2017Data,
-    model: SpectraModel,
-    library: StructureLibrary | None = None,
-    *,
-    candidates: str = "auto",
-    ppm: float = 10.0,
-) -> dict[str, Any]:
-    """Rank each positive-mode challenge's solution among its candidates with ``model``.
-
-    Args:
-        candidates: "official" (the contest's lists), "formula" or "mass" (from ``library``), or "auto" (official
-            when the folder has the lists, else formula).
-
-    Returns the evaluate-retrieval report (``n``, ``top1`` ..., ``queries``, ``skipped``) plus ``topk_counts``,
-    ``candidates`` (the source used), ``true_added`` and ``precursor_from`` counts.
-    """
-    has_official = all(c.candidate_file is not None for c in data.challenges)
-    source = ("official" if has_official else "formula") if candidates == "auto" else candidates
-    if source == "official" and not has_official:
-        raise ValueError("the folder has no official candidate lists; use formula or mass candidates")
-    if source in ("formula", "mass") and library is None:
-        raise ValueError(f"{source} candidates need the structure library")
-    spectra, skipped, rejected = [], [], []
-    by_name = {c.name: c for c in data.challenges}
-    precursor_from: dict[str, int] = {}
-    for challenge in data.challenges:
-        spectrum = challenge_spectrum(challenge)
-        if isinstance(spectrum, SpectrumError):
-            skipped.append({"title": challenge.name, "why": "spectrum unreadable", "reason": spectrum.reason})
-            continue
-        mode = ion_mode(challenge, spectrum)
-        if mode == "negative":
-            skipped.append({"title": challenge.name, "why": "negative ion mode"})
-            continue
-        precursor_from[spectrum.params["precursor_from"]] = precursor_from.get(spectrum.params["precursor_from"], 0) + 1
-        spectra.append(Spectrum(len(spectra), spectrum.title, spectrum.precursor_mz, spectrum.charge, spectrum.mz,
-                                spectrum.intensity, spectrum.params))  # fmt: skip
-    added: list[str] = []
-    if source == "official":
-        candidates_for = official_candidates(by_name, model.fingerprint_spec, rejected)
-    else:
-        assert library is not None
-        candidates_for, added = library_candidates(library, model.fingerprint_spec, source, ppm)
-    evaluation = evaluate_retrieval(model, spectra, candidates_for)
-    doc = evaluation.to_dict()
-    skipped += doc["skipped"]
-    reasons: dict[str, int] = {}
-    for s in skipped:
-        reasons[s["why"]] = reasons.get(s["why"], 0) + 1
-    return {
-        **doc,
-        "n_skipped": len(skipped),
-        "skipped_by_reason": reasons,
-        "skipped": skipped,
-        "challenges": len(data.challenges),
-        "topk_counts": topk_counts([q["rank"] for q in evaluation.queries]),
-        "candidates": source,
-        "true_added": len(added),
-        "precursor_from": precursor_from,
-        "rejected_candidate_rows": rejected,
-    }
-
-
-def run_evaluate_casmi2017(args: Any) -> int:
-    """``msvae evaluate-casmi2017 --data DIR [--model M] [--out R.json] [--candidates ...]``: exit status 1 with a
-    message naming the missing files for an incomplete folder; else writes the JSON report and the top-k plot
-    (``R.png``) and prints the summary table."""
-    import json
-    import sys
-
-    from app.annotate_cli import CommandError, load_model
-    from app.settings import Settings
-    from models.retrieval import RetrievalReport
-    from training.spectra.casmi_report import plot_topk
-    from training.spectra.library import open_library
-
-    settings = Settings()
-    out = Path(args.out or "casmi2017.retrieval.json")
-    try:
-        data = read_casmi2017(args.data)
-        model = load_model(args.model, settings)
-    except (Casmi2017LayoutError, ValueError, CommandError) as exc:
-        print(f"msvae evaluate-casmi2017: {exc}", file=sys.stderr)
-        return 1
-    library = None
-    if args.candidates != "official" and not (
-        args.candidates == "auto" and all(c.candidate_file for c in data.challenges)
-    ):
-        try:
-            library = open_library(
-                args.library or settings.data_dir, args.library_cache or settings.data_dir / "library"
-            )
-        except FileNotFoundError as exc:
-            print(f"msvae evaluate-casmi2017: {exc}", file=sys.stderr)
-            return 1
-    doc = {
-        "model": model.name,
-        "data": str(args.data),
-        **evaluate_casmi2017(data, model, library, candidates=args.candidates, ppm=args.ppm),
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    png = plot_topk({model.name: [doc["topk_counts"]]}, out.with_suffix(".png"),
-                    f"CASMI 2017, candidates: {doc['candidates']}", doc["n"])  # fmt: skip
-    report = RetrievalReport(**{k: doc[k] for k in RetrievalReport.__dataclass_fields__})
-    print(report.to_markdown(f"CASMI 2017 ({args.data}): model {model.name}, candidates {doc['candidates']}"), end="")
-    for s in doc["skipped"]:
-        print(f"skipped {s['title']}: {s['why']}", file=sys.stderr)
-    print(f"report: {out}\ntop-k curve: {png}")
-    return 0

@@ -28,8 +28,17 @@ class LiveServer:
     ``start`` returns once ``/health`` answers; ``kill`` is SIGKILL (a crash), ``stop`` a clean shutdown.
     """
 
-    def __init__(self, env: dict[str, str], log_path: str | Path, *, port: int | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: str | Path,
+        *,
+        port: int | None = None,
+        workers: int = 1,
+        cwd: str | Path | None = None,
+    ) -> None:
         self.env = {**os.environ, **env}
+        self.cwd = cwd  # the checkout whose code runs (``python -m`` imports from the working directory first)
         self.log_path = Path(log_path)
         self.port = port or free_port()
         self.workers = workers
@@ -41,7 +50,7 @@ class LiveServer:
         command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--workers", str(self.workers)]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 -- closed in stop/kill
-        self.process = subprocess.Popen(command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

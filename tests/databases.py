@@ -1,5 +1,5 @@
 """Throw-away databases for tests: a SQLite file, and a fresh PostgreSQL schema when
-``MSVAE_TEST_POSTGRES_URL`` is set. Only tests import this module (it needs pytest).
+``MSVAE_TEST_POSTGRES_URL`` is set. A test kit (it needs pytest).
 
 In a test module, ``db_url = database_url_fixture()`` gives each test that asks for ``db_url`` an empty
 database URL, once per backend; ``migrated_database(db_url)`` opens it migrated to head.
@@ -72,7 +72,7 @@ def database_url_fixture(name: str = "db_url") -> Callable[..., Iterator[str]]:
 @contextmanager
 def migrated_database(url: str) -> Iterator[Database]:
     """The database at ``url`` migrated to head, disposed of afterwards."""
-    from migrations import upgrade_database
+    from app.db.migrate import upgrade_database
 
     upgrade_database(url)
     database = Database(url)
