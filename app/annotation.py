@@ -18,17 +18,18 @@ from typing import Any
 
 import numpy as np
 
+from app.candidates.cache import CachedMolecule, FingerprintCache, featurize
 from app.candidates.readers import CandidateFileError, open_entries
 from models.featurize.adducts import DEFAULT_ADDUCT, neutral_mass
 from models.featurize.fingerprints import (
     FingerprintSpec,
     InvalidMoleculeError,
     molecule_from_smiles,
-    pack_bits,
     parse_fingerprint_spec,
 )
 from models.featurize.mgf import Spectrum, SpectrumError
-from models.retrieval import RetrievalReport, candidate_scores, fingerprint_quality, rank_of_true
+from models.featurize.onbits import OnBits
+from models.retrieval import RetrievalReport, best_first, candidate_scores, fingerprint_quality, rank_of_true
 from models.spectra_model import SpectraModel
 
 # (position or line, reason) of an input molecule that could not be used
@@ -39,14 +40,16 @@ Rejection = tuple[int, str]
 class CandidateSet:
     """Candidate molecules of one query: identity columns and fingerprint bits, row i = one molecule.
 
-    ``bits``: packed (N, ceil(n_bits / 8)) uint8 (``pack_bits``) or unpacked (N, n_bits) 0/1.
+    ``bits``: packed (N, ceil(n_bits / 8)) uint8 (``pack_bits``), unpacked (N, n_bits) 0/1, or the set positions
+    (``OnBits``, as the candidate store holds them). The identity columns are lists, or object arrays (views of
+    the store's, so a window of thousands of candidates is not copied to rank ten).
     """
 
-    smiles: list[str]
-    inchikeys: list[str]
-    formulas: list[str]
-    bits: np.ndarray
-    names: list[str | None] = field(default_factory=list)
+    smiles: Sequence[str]
+    inchikeys: Sequence[str]
+    formulas: Sequence[str]
+    bits: np.ndarray | OnBits
+    names: Sequence[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -62,28 +65,32 @@ def candidates_from_smiles(
     spec: FingerprintSpec | str,
     names: Sequence[str | None] | None = None,
     check: Callable[[], None] | None = None,
+    cache: FingerprintCache | None = None,
 ) -> tuple[CandidateSet, list[Rejection]]:
-    """Candidates from SMILES (RDKit canonical SMILES, InChIKey, formula, packed bits of ``spec``).
+    """Candidates from SMILES (RDKit canonical SMILES, InChIKey, formula, fingerprint bits of ``spec``), from
+    ``cache`` when given (which must be of ``spec``).
 
     Returns the set and the rejected inputs as (0-based position, reason); nothing is dropped silently. ``check``
     runs before each SMILES (it may raise to stop the work).
     """
     spec = parse_fingerprint_spec(spec)
-    kept, rejected = [], []
+    if cache is not None and cache.spec != spec:
+        raise ValueError(f"a fingerprint cache of {cache.spec} cannot featurize {spec}")
+    kept: list[tuple[int, CachedMolecule]] = []
+    rejected = []
     for i, s in enumerate(smiles):
         if check is not None:
             check()
         try:
-            kept.append((i, molecule_from_smiles(s, spec)))
+            kept.append((i, cache.molecule(s) if cache is not None else featurize(s, spec)))
         except InvalidMoleculeError as exc:
             rejected.append((i, str(exc)))
-    bits = pack_bits(np.stack([m.bits for _, m in kept])) if kept else CandidateSet.empty(spec).bits
     return (
         CandidateSet(
             smiles=[m.smiles for _, m in kept],
             inchikeys=[m.inchikey for _, m in kept],
             formulas=[m.formula for _, m in kept],
-            bits=bits,
+            bits=OnBits.from_rows([m.on_bits for _, m in kept], spec.n_bits),
             names=[names[i] if names is not None else None for i, _ in kept],
         ),
         rejected,
@@ -119,14 +126,15 @@ def candidates_from_tsv(path: str | Path, spec: FingerprintSpec | str) -> tuple[
 
 def candidates_from_store(store: Any, neutral_mass: float, ppm: float) -> CandidateSet:
     """The candidates of a :class:`~app.candidates.store.CandidateStore` (or one snapshot of it, a
-    ``CandidateMatrix``) whose monoisotopic mass is within ``ppm`` of ``neutral_mass``."""
+    ``CandidateMatrix``) whose monoisotopic mass is within ``ppm`` of ``neutral_mass`` (identity columns are views;
+    only the window's fingerprints are unpacked)."""
     matrix = getattr(store, "matrix", store)  # one consistent snapshot even while the store refreshes
-    rows = matrix.by_mass(neutral_mass, ppm)
+    rows = matrix.mass_slice(neutral_mass, ppm)
     return CandidateSet(
-        smiles=list(matrix.smiles[rows]),
-        inchikeys=list(matrix.inchikeys[rows]),
-        formulas=list(matrix.formulas[rows]),
-        bits=matrix.packed[rows],
+        smiles=matrix.smiles[rows],
+        inchikeys=matrix.inchikeys[rows],
+        formulas=matrix.formulas[rows],
+        bits=matrix.bits_at(rows),
     )
 
 
@@ -252,7 +260,7 @@ def annotate(
             if not np.isfinite(scores).all():  # JSON has no NaN or infinity, and a ranking of them means nothing
                 results.append(_error_item(spectrum, i, ValueError("the model gave no finite score for it")))
                 continue
-            order = np.argsort(scores, kind="stable")[:top_k]
+            order = best_first(scores, top_k)
             ranked = [
                 {
                     "rank": r + 1,
@@ -333,8 +341,11 @@ def evaluate_retrieval(
         scores = np.asarray(candidate_scores(prediction.probs[i], candidates.bits), dtype=np.float64)
         rank = rank_of_true(scores, true_rows)
         best_true = true_rows[int(np.argmin(scores[true_rows]))]
-        bits = np.asarray(candidates.bits[best_true])
-        truths.append(np.unpackbits(bits, count=n_bits) if bits.shape[-1] != n_bits else bits)
+        if isinstance(candidates.bits, OnBits):
+            truths.append(candidates.bits[[best_true]].to_dense()[0])
+        else:
+            bits = np.asarray(candidates.bits[best_true])
+            truths.append(np.unpackbits(bits, count=n_bits) if bits.shape[-1] != n_bits else bits)
         preds.append(prediction.probs[i])
         ranks.append(rank)
         n_candidates.append(len(candidates))

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     default_candidates: bool = Field(
         default=True, description="load the project's default candidate set into an empty database at start-up"
     )
+    fingerprint_cache_size: int = Field(
+        default=100_000, ge=0, description="candidate molecules sent as SMILES kept featurized (least recently used go)"
+    )
     worker_poll_seconds: float = Field(default=1.0, gt=0, description="how often an idle job worker looks for work")
 
     # Limits on what one request may cost (DESIGN.md "Limits"); each refusal names its MSVAE_* variable.

@@ -80,3 +80,14 @@ def mnist_oracle(shared_data):
     if not has_full_data():
         pytest.skip(FULL_DATA_REASON)
     return load_mnist_svhn_oracle("mnist", shared_data / "mnist_svhn")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    """Tests set ``MSVAE_*`` variables with monkeypatch and call commands in-process: each test reads the
+    environment anew, as each ``msvae`` command does (``app.cli.main`` clears the same cache)."""
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -22,7 +22,7 @@ from app.annotation import (
 )
 from app.candidates.readers import CandidateFileError
 from app.candidates.store import CandidateMatrix
-from models.featurize import fingerprint_bits, pack_bits, parse_fingerprint_spec, read_spectra, unpack_bits
+from models.featurize import fingerprint_bits, pack_bits, parse_fingerprint_spec, read_spectra
 from models.featurize.mgf import Spectrum
 from models.spectra_model import SpectraModel
 
@@ -50,7 +50,7 @@ def test_candidates_from_smiles_reports_invalid_ones():
     assert cands.smiles == ["CCO", "Oc1ccccc1"] and len(cands) == 2
     assert cands.inchikeys[0] == "LFQSCWFLJHTTHZ-UHFFFAOYSA-N"  # ethanol
     assert cands.formulas == ["C2H6O", "C6H6O"]
-    np.testing.assert_array_equal(cands.bits, pack_bits(fingerprint_bits(["CCO", "c1ccccc1O"], SPEC)))
+    np.testing.assert_array_equal(cands.bits.to_packed(), pack_bits(fingerprint_bits(["CCO", "c1ccccc1O"], SPEC)))
 
 
 def test_candidates_from_tsv_names_file_and_line(tmp_path):
@@ -73,12 +73,12 @@ def test_candidates_from_store_by_mass_window():
     masses = np.array([16.0313, 30.0470, 44.0626, 58.0783])
     strings = lambda xs: np.array(xs, dtype=object)  # noqa: E731
     matrix = CandidateMatrix(
-        SPEC, np.arange(4), masses, cands.bits, strings(cands.smiles), strings(cands.inchikeys),
-        strings(cands.formulas),
+        SPEC, np.arange(4), masses, cands.bits.to_packed(), strings(cands.smiles),
+        strings(cands.inchikeys), strings(cands.formulas),
     )  # fmt: skip
     got = candidates_from_store(matrix, 44.0626 * (1 + 5e-6), ppm=10)
-    assert got.smiles == ["CCC"] and got.formulas == ["C3H8"]
-    np.testing.assert_array_equal(got.bits, cands.bits[2:3])
+    assert list(got.smiles) == ["CCC"] and list(got.formulas) == ["C3H8"]
+    np.testing.assert_array_equal(got.bits.to_packed(), cands.bits[2:3].to_packed())
     assert len(candidates_from_store(matrix, 44.0626 * (1 + 20e-6), ppm=10)) == 0
 
 
@@ -107,7 +107,7 @@ def test_annotate_ranks_by_cross_entropy(tiny_model, queries):
         assert item["title"] == spectrum.title and item["precursor_mz"] == spectrum.precursor_mz
         cands, _ = candidates_from_tsv(EXAMPLES / "candidates" / f"{spectrum.title}.tsv", SPEC)
         assert item["n_candidates"] == len(cands) == 50
-        expected = np.sort(_cross_entropy(p, unpack_bits(cands.bits, SPEC.n_bits)))[:7]
+        expected = np.sort(_cross_entropy(p, cands.bits.to_dense()))[:7]
         got = [c["score"] for c in item["candidates"]]
         np.testing.assert_allclose(got, expected, rtol=1e-9)
         assert [c["rank"] for c in item["candidates"]] == list(range(1, 8))
@@ -146,7 +146,7 @@ def test_evaluate_retrieval_on_examples(tiny_model, queries):
     probs = tiny_model.predict_fingerprints(queries)
     for q, s, p in zip(evaluation.queries, queries, probs, strict=True):
         cands, _ = candidates_from_tsv(EXAMPLES / "candidates" / f"{s.title}.tsv", SPEC)
-        scores = _cross_entropy(p, unpack_bits(cands.bits, SPEC.n_bits))
+        scores = _cross_entropy(p, cands.bits.to_dense())
         true = [i for i, k in enumerate(cands.inchikeys) if k[:14] == s.inchikey[:14]]
         assert q["rank"] == 1 + int(np.sum(np.delete(scores, true) <= scores[true].min() * (1 + 1e-6)))
 

@@ -15,7 +15,7 @@ from rdkit import Chem
 
 from app.candidates.importer import import_candidates
 from app.candidates.readers import CandidateFileError, guess_format
-from app.db import Candidate, Database
+from app.db import Candidate, CandidateImport, Database
 from models.featurize.fingerprints import molecule_from_smiles, unpack_bits
 
 db_url = database_url_fixture()
@@ -215,3 +215,74 @@ def test_binary_input_and_cut_or_corrupt_gzip_streams_are_refused(db: Database) 
 )
 def test_format_guess(head: str, filename: str | None, expected: str) -> None:
     assert guess_format(head, filename) == expected
+
+
+class _Interrupted(Exception):
+    """Stands for a Ctrl-C or a crash part way through an import."""
+
+
+def _moses_file(shared_data: Path, tmp_path: Path, n: int = 240) -> Path:
+    """The first ``n`` MOSES molecules as a CSV, with an unparsable row and a repeated molecule mixed in."""
+    with gzip.open(shared_data / "molecules" / "moses" / "test.csv.gz", "rt") as stream:
+        lines = [line.strip() for _, line in zip(range(n + 1), stream, strict=False)]
+    lines[50] = "C1CC"
+    lines.insert(120, lines[30])
+    path = tmp_path / "moses.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _table(db: Database) -> list[tuple]:
+    columns = (Candidate.inchikey, Candidate.smiles, Candidate.name, Candidate.formula,
+               Candidate.monoisotopic_mass, Candidate.fingerprint, Candidate.source)  # fmt: skip
+    with db.session() as session:
+        return sorted(tuple(row) for row in session.execute(sa.select(*columns)))
+
+
+def test_interrupted_import_resumes_and_ends_as_an_uninterrupted_one(
+    db: Database, shared_data: Path, tmp_path: Path
+) -> None:
+    """Featurized by a pool of 2 processes; stopped after the third chunk, then run again: same rows, same
+    counts, no checkpoint left; a third run adds nothing and counts every molecule as a duplicate."""
+    path = _moses_file(shared_data, tmp_path)
+    with db.session() as session:
+        whole = import_candidates(session, path, batch_size=40, workers=2)
+    expected = _table(db)
+    assert whole.added == 239 and whole.duplicate == 1 and [r.line for r in whole.rejected] == [51]
+    with db.session() as session:
+        session.execute(sa.delete(Candidate))
+
+    seen: list[int] = []
+
+    def stop_after_three(done: int, report) -> None:
+        seen.append(done)
+        if len(seen) == 3:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted), db.session() as session:
+        import_candidates(session, path, batch_size=40, workers=2, on_progress=stop_after_three)
+    assert seen == [40, 80, 120]
+    with db.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Candidate)) == 118  # one rejected, one repeated
+        assert session.scalar(sa.select(CandidateImport.entries_done)) == 120
+        resumed = import_candidates(session, path, batch_size=40, workers=2)
+    assert resumed.resumed_from == 120
+    assert resumed.added == whole.added - 118 and resumed.duplicate == 0 and resumed.rejected == []
+    assert _table(db) == expected
+    with db.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(CandidateImport)) == 0
+        again = import_candidates(session, path, batch_size=40)
+    assert (again.added, again.duplicate, again.resumed_from) == (0, 240, 0)
+    assert _table(db) == expected
+
+
+def test_pool_and_single_process_store_the_same_rows(db_url: str, shared_data: Path, tmp_path: Path) -> None:
+    path = _moses_file(shared_data, tmp_path, n=90)
+    tables = []
+    for workers in (1, 2):
+        with migrated_database(db_url) as database:
+            with database.session() as session:
+                session.execute(sa.delete(Candidate))
+                import_candidates(session, path, batch_size=25, workers=workers)
+            tables.append(_table(database))
+    assert len(tables[0]) == 89 and tables[0] == tables[1]

@@ -83,7 +83,8 @@ def test_mass_window_matches_brute_force(db: Database) -> None:
         assert (matrix.masses[i], matrix.formulas[i], matrix.smiles[i]) == (mass, formula, smiles)
         assert matrix.packed[i].tobytes() == fingerprint
     some = np.arange(0, len(matrix), 11)
-    assert np.array_equal(matrix.bits(some), fingerprint_bits(list(matrix.smiles[some]), store.spec))
+    assert np.array_equal(matrix.bits_at(some).to_dense(), fingerprint_bits(list(matrix.smiles[some]), store.spec))
+    assert np.array_equal(matrix.bits[some].to_dense(), matrix.bits_at(some).to_dense())  # the whole-store view
 
 
 def test_formula_lookup_matches_brute_force(db: Database) -> None:
@@ -127,5 +128,5 @@ def test_store_of_another_spec_recomputes_the_fingerprints(db: Database) -> None
     with db.session() as session:
         store = CandidateStore.load(session, spec)
     matrix = store.matrix
-    assert matrix.packed.shape == (len(_table(db)), 128)
-    assert np.array_equal(matrix.bits(np.arange(len(matrix))), fingerprint_bits(list(matrix.smiles), spec))
+    assert len(matrix) == len(_table(db)) and matrix.bits.n_bits == 1024
+    assert np.array_equal(matrix.bits.to_dense(), fingerprint_bits(list(matrix.smiles), spec))

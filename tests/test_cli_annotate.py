@@ -29,7 +29,8 @@ def _settings(tmp_path, monkeypatch):
 
 def test_default_model_is_shipped_and_small():
     model = SpectraModel.load(DEFAULT_MODEL_DIR, device="cpu")
-    assert model.model_name == "svae" and model.fingerprint_spec.text == "morgan2-2048+maccs"
+    assert model.model_name == "svae" and model.fingerprint_spec.base.text == "maccs"
+    assert model.fingerprint_spec.n_bits == model.card["training"]["network"]["n_bits"] == 144  # bits selected
     assert model.binning.n_bins == model.card["training"]["network"]["n_bins"] == 1_100  # 1 Da bins: a small model
     assert (DEFAULT_MODEL_DIR / "weights.pt").stat().st_size < 6 * 2**20
     for key in ("data", "split", "supervision", "fingerprint_spec", "binning", "training", "test_metrics"):

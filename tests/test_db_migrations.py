@@ -18,7 +18,7 @@ from app.db.migrate import current_revision, downgrade_database, head_revision, 
 
 db_url = database_url_fixture()
 
-TABLES = {"candidates", "jobs", "job_spectra"}
+TABLES = {"candidates", "candidate_imports", "jobs", "job_spectra"}
 
 
 def _tables(url: str) -> set[str]:

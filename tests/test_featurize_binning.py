@@ -47,6 +47,15 @@ def test_log1p_and_linear_by_hand():
     assert got == pytest.approx({3: 1 / 64, 500: 16 / 64, 1000: 1.0})
 
 
+def test_log1p_relative_by_hand_and_bounded():
+    # the paper's setting: log(1 + intensity on a 0-100 scale), so the base peak is ln 101 whatever the units
+    got = _nonzero(featurize_spectrum(_spectrum(PEAKS), BinningSpec(**SMALL, intensity="log1p-relative")))
+    assert got == pytest.approx({3: math.log1p(100 / 64), 500: math.log1p(100 * 16 / 64), 1000: math.log(101)})
+    scaled = [(mz, 1000 * i) for mz, i in PEAKS]
+    again = _nonzero(featurize_spectrum(_spectrum(scaled), BinningSpec(**SMALL, intensity="log1p-relative")))
+    assert again == pytest.approx(got)
+
+
 def test_precursor_filter_and_max_peaks_by_hand():
     kept = _nonzero(featurize_spectrum(_spectrum(PEAKS), BinningSpec(**SMALL, remove_above_precursor=False)))
     assert kept == pytest.approx({3: 0.1, 500: 0.4, 1000: 0.8, 2015: 1.0})  # sqrt(x / 100)

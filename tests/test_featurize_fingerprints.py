@@ -18,6 +18,7 @@ from models.featurize.fingerprints import (
     molecule_from_smiles,
     pack_bits,
     parse_fingerprint_spec,
+    select_bits,
     unpack_bits,
 )
 from models.featurize.mgf import read_spectra
@@ -123,3 +124,31 @@ def test_massbank_inchikeys_agree_with_rdkit(shared_data):
     assert len(records) > 0.85 * len(spectra)  # nearly every record has its InChIKey
     assert block == 1.0
     assert full > 0.8
+
+
+def test_pattern_and_layered_parts():
+    spec = parse_fingerprint_spec("pattern-1024+layered+maccs")
+    assert spec.text == "pattern-1024+layered-2048+maccs" and spec.n_bits == 1024 + 2048 + 167
+    bits = fingerprint_bits(["c1ccccc1O", "CCN"], spec)
+    assert bits.shape == (2, spec.n_bits) and bits[:, :1024].sum() > 0 and bits[:, 1024:3072].sum() > 0
+
+
+def test_bit_selection_by_training_rates_round_trips_through_the_spec_text():
+    smiles = ["CCO", "c1ccccc1O", "CC(=O)N", "CCCCCCN", "OC(=O)c1ccccc1"]
+    full = fingerprint_bits(smiles, "maccs")
+    spec = select_bits("maccs", full, min_rate=0.3, max_rate=0.7)
+    rate = full.mean(axis=0)
+    expect = np.flatnonzero((rate >= 0.3) & (rate <= 0.7))
+    np.testing.assert_array_equal(np.flatnonzero(spec.keep_mask()), expect)
+    assert spec.n_bits == len(expect) and spec.full_bits == 167 and "@keep:" in spec.text
+    again = parse_fingerprint_spec(spec.text.upper())  # case-insensitive like every spec
+    assert again == spec and again.n_bits == spec.n_bits
+    np.testing.assert_array_equal(fingerprint_bits(smiles, again), full[:, expect])
+    # narrowing a selection selects among its own bits; keeping every bit is no selection at all
+    narrower = select_bits(spec, full[:, expect], 0.4, 0.6)
+    assert set(np.flatnonzero(narrower.keep_mask())) <= set(expect)
+    assert select_bits("maccs", full, 0.0, 1.0) == parse_fingerprint_spec("maccs")
+    with pytest.raises(ValueError, match="no bit"):
+        select_bits("maccs", full, 0.9, 0.1)
+    with pytest.raises(ValueError, match="packed mask"):
+        parse_fingerprint_spec("maccs@keep:ff")

@@ -11,6 +11,7 @@ import torch
 from models.featurize.fingerprints import pack_bits
 from models.retrieval import (
     RetrievalReport,
+    best_first,
     candidate_scores,
     fingerprint_quality,
     rank_candidates,
@@ -89,6 +90,14 @@ def test_rank_candidates_order_and_ties(case):
     np.testing.assert_allclose(scores, np.sort(expected)[:10], rtol=1e-12)
     full, _ = rank_candidates(p, bits)
     assert len(full) == len(bits) and list(full).index(3) < list(full).index(7)  # stable: input order on ties
+
+
+def test_best_first_is_the_head_of_a_stable_argsort():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 50, size=5000).astype(np.float64)  # many ties, also across the k-th score
+    for k in (1, 7, 10, 100, 1249, 5000, None):
+        np.testing.assert_array_equal(best_first(scores, k), np.argsort(scores, kind="stable")[:k])
+    assert len(best_first(np.empty(0), 10)) == 0
 
 
 def test_rank_of_true_pessimistic_ties():

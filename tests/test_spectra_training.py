@@ -124,7 +124,7 @@ def test_train_one_tiny_run(shared_data, tmp_path):
     report = json.loads(paths["json"].read_text())
     assert report["results"][0]["metrics"] == record["metrics"] and report["epochs"] == [1]
     text = paths["markdown"].read_text()
-    assert text.count("| svae | 0.5 |") == 2 and text.count("| random |") == 2 and "`the command`" in text
+    assert text.count("| svae | 0.5 | 0 |") == 2 and text.count("| random |") == 2 and "`the command`" in text
 
 
 def _first_spectra(source, target, n: int) -> None:
@@ -150,6 +150,6 @@ def test_cli_train_spectra_with_binning_options(shared_data, tmp_path, capsys):
     assert model.binning.n_bins == 1100 and model.binning.intensity == "log1p"
 
     assert cli_main([*argv, "--intensity", "cube"]) == 2
-    assert "intensity 'cube' is not one of sqrt, log1p, linear" in capsys.readouterr().err
+    assert "intensity 'cube' is not one of sqrt, log1p, log1p-relative, linear" in capsys.readouterr().err
     assert cli_main(["train", "mnist-split", "--model", "svae", "--bin-width", "1"]) == 2
     assert "for spectra only" in capsys.readouterr().err

@@ -158,6 +158,14 @@ def test_best_checkpoint_chosen_by_metric(tmp_path, higher, expected):
     assert json.loads((tmp_path / "best_metrics.json").read_text())["epoch"] == expected
 
 
+def test_patience_stops_after_epochs_without_improvement(tmp_path):
+    data = make_semi_supervised(low_rank_data(64), supervision=0.5, seed=0)
+    scripted = iter([0.5, 0.9, 0.1, 0.7, 0.8, 0.95])
+    result = run(fresh_model(), data, tmp_path, epochs=6, evaluate=lambda m: {"acc": next(scripted)},
+                 select_metric="acc", patience=2)  # fmt: skip
+    assert result.best_epoch == 2 and len(result.history) == 4  # epochs 3 and 4 did not beat epoch 2
+
+
 def test_select_metric_needs_evaluate(tmp_path):
     data = make_semi_supervised(low_rank_data(32), supervision=0.5, seed=0, unpaired="rest")
     with pytest.raises(ValueError):

@@ -214,6 +214,7 @@ def train(
     resume: bool = True,
     log_every: int = 50,
     progress: bool = True,
+    patience: int | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data`` for ``epochs`` epochs in total (see the module docstring).
 
@@ -226,6 +227,7 @@ def train(
         select_metric: the metric that picks ``best.pt``; None picks the epoch with the lowest mean loss.
         resume: continue from ``out_dir/last.pt`` when present (its settings must match); else start afresh.
         log_every: steps between progress-line and TensorBoard updates.
+        patience: stop early once this many epochs in a row have not improved on the best (None: never).
     """
     if select_metric is not None and evaluate is None:
         raise ValueError("select_metric needs an evaluate function")
@@ -235,7 +237,7 @@ def train(
             model, data, ranks, epochs=epochs, batch_size=batch_size, lr=lr, out_dir=Path(out_dir),
             device=resolve_device(device, ranks.local_rank), seed=seed, evaluate=evaluate,
             select_metric=select_metric, higher_is_better=higher_is_better, resume=resume, log_every=log_every,
-            progress=progress,
+            progress=progress, patience=patience,
         )  # fmt: skip
     finally:
         if ranks.owns_group:
@@ -259,6 +261,7 @@ def _train(
     resume: bool,
     log_every: int,
     progress: bool,
+    patience: int | None = None,
 ) -> TrainResult:
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -353,6 +356,8 @@ def _train(
                 shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
                 sys.stderr.write(f"epoch {epoch}/{epochs}: loss {loss['total']:.4g} {shown}"
                                  f"{' (best)' if improved else ''}\n")  # fmt: skip
+        if patience is not None and best is not None and epoch - best["epoch"] >= patience:
+            break
 
     if writer is not None:
         writer.close()

@@ -1,48 +1,51 @@
-"""Candidate look-ups for ranking: an in-memory packed fingerprint matrix sorted by mass, and indexed
-database queries for the HTTP listing.
+"""Candidate look-ups for ranking: an in-memory fingerprint matrix sorted by mass, and indexed database queries
+for the HTTP listing.
 
-The ranking never touches SMILES at query time: :class:`CandidateStore` keeps every candidate's packed
-fingerprint, mass, formula, SMILES and InChIKey in arrays, and a mass window is two binary searches.
+The ranking never touches SMILES at query time: :class:`CandidateStore` keeps every candidate's packed fingerprint,
+mass, formula, SMILES and InChIKey in arrays; a mass window is two binary searches, and only the window's
+fingerprints are turned into set positions (:class:`~models.featurize.onbits.OnBits`) to be ranked. A search over
+the whole store uses all of them as set positions, made once on first use.
+
+Loading reads the table with the database driver's own cursor, in chunks (no ORM rows), and keeps the packed bytes
+as they are stored: converting millions of fingerprints at start would set how long the service takes to start.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import Candidate
 from models.featurize.adducts import ppm_window
-from models.featurize.fingerprints import (
-    FingerprintSpec,
-    fingerprint_bits,
-    pack_bits,
-    parse_fingerprint_spec,
-    unpack_bits,
-)
+from models.featurize.fingerprints import FingerprintSpec, fingerprint_bits, pack_bits, parse_fingerprint_spec
+from models.featurize.onbits import OnBits
 
 log = logging.getLogger(__name__)
+
+_FETCH_ROWS = 50_000  # rows per fetch while loading: bounds the driver's and the chunk's memory
 
 
 @dataclass(frozen=True, eq=False)
 class CandidateMatrix:
     """An immutable snapshot of the candidates, sorted by monoisotopic mass.
 
-    Row ``i`` of every array is the same molecule; ``packed`` holds the fingerprint bits of ``spec``
-    (``np.packbits`` order, (N, ceil(n_bits / 8)) uint8).
+    Row ``i`` of every array is the same molecule; ``packed`` holds the fingerprints of ``spec`` (``np.packbits``
+    order, (N, ceil(n_bits / 8)) uint8). Formulas are shared string objects (one per distinct formula).
     """
 
     spec: FingerprintSpec
     ids: np.ndarray  # database ids (int64)
     masses: np.ndarray  # float64, ascending
     packed: np.ndarray
-    smiles: np.ndarray  # object arrays of str, so they take index arrays
+    smiles: np.ndarray  # object arrays of str, so they take index arrays and slice as views
     inchikeys: np.ndarray
     formulas: np.ndarray
 
@@ -57,27 +60,46 @@ class CandidateMatrix:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def by_mass(self, neutral_mass: float, ppm: float) -> np.ndarray:
-        """Indices of the candidates whose monoisotopic mass is within ``ppm`` of ``neutral_mass`` (ascending mass)."""
-        low, high = ppm_window(neutral_mass, ppm)
-        start = np.searchsorted(self.masses, low, side="left")
-        stop = np.searchsorted(self.masses, high, side="right")
-        return np.arange(start, stop)
-
-    def by_formula(self, formula: str) -> np.ndarray:
-        """Indices of the candidates with molecular formula ``formula`` (as RDKit writes it, e.g. ``C6H12O6``)."""
-        return self._formula_index.get(formula.strip(), np.empty(0, dtype=np.int64))
-
-    def bits(self, indices: np.ndarray) -> np.ndarray:
-        """Unpacked fingerprint bits (len(indices), n_bits) uint8 of the candidates at ``indices``."""
-        return unpack_bits(self.packed[indices], self.spec.n_bits)
+    def bits_at(self, rows: slice | np.ndarray) -> OnBits:
+        """The fingerprints of ``rows`` (a slice or index array) as set positions, for ranking."""
+        return OnBits.from_packed(self.packed[rows], self.spec.n_bits)
 
     @cached_property
-    def _formula_index(self) -> dict[str, np.ndarray]:
-        groups: dict[str, list[int]] = defaultdict(list)
-        for i, formula in enumerate(self.formulas):
-            groups[formula].append(i)
-        return {formula: np.asarray(rows, dtype=np.int64) for formula, rows in groups.items()}
+    def bits(self) -> OnBits:
+        """Every fingerprint as set positions (made on first use, a chunk of rows at a time), for searches over
+        the whole store."""
+        chunks = [self.bits_at(slice(i, i + _FETCH_ROWS)) for i in range(0, len(self), _FETCH_ROWS)]
+        return OnBits.concatenate(chunks) if chunks else OnBits.empty(self.spec.n_bits)
+
+    def mass_slice(self, neutral_mass: float, ppm: float) -> slice:
+        """The rows whose monoisotopic mass is within ``ppm`` of ``neutral_mass``: a slice, as rows are by mass."""
+        low, high = ppm_window(neutral_mass, ppm)
+        start = int(np.searchsorted(self.masses, low, side="left"))
+        stop = int(np.searchsorted(self.masses, high, side="right"))
+        return slice(start, stop)
+
+    def by_mass(self, neutral_mass: float, ppm: float) -> np.ndarray:
+        """Indices of the candidates whose monoisotopic mass is within ``ppm`` of ``neutral_mass`` (ascending mass)."""
+        window = self.mass_slice(neutral_mass, ppm)
+        return np.arange(window.start, window.stop)
+
+    def by_formula(self, formula: str) -> np.ndarray:
+        """Indices of the candidates with molecular formula ``formula`` (as RDKit writes it, e.g. ``C6H12O6``),
+        ascending."""
+        codes, order, starts = self._formula_groups
+        code = codes.get(formula.strip())
+        if code is None:
+            return np.empty(0, dtype=np.int64)
+        return order[starts[code] : starts[code + 1]]
+
+    @cached_property
+    def _formula_groups(self) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+        """(code of each distinct formula, rows ordered by formula code then row, where each code's rows start)."""
+        codes: dict[str, int] = {}
+        row_codes = np.fromiter((codes.setdefault(f, len(codes)) for f in self.formulas), np.int64, len(self))
+        order = np.argsort(row_codes, kind="stable")
+        starts = np.searchsorted(row_codes[order], np.arange(len(codes) + 1))
+        return codes, order, starts
 
 
 class CandidateStore:
@@ -121,54 +143,80 @@ class CandidateStore:
         with self._lock:
             old = self.matrix
             last_id = int(old.ids.max()) if len(old) else 0
-            new = self._read(session, Candidate.id > last_id)
+            new = self._read(session, last_id)
             merged = _merge(old, new) if len(new) else old
             if session.scalar(select(func.count()).select_from(Candidate)) != len(merged):
-                merged = self._read(session, None)
+                merged = self._read(session, 0)
             self.matrix = merged
             return len(merged) - len(old)
 
-    def _read(self, session: Session, where: ColumnElement[bool] | None) -> CandidateMatrix:
-        query = select(
-            Candidate.id,
-            Candidate.monoisotopic_mass,
-            Candidate.smiles,
-            Candidate.inchikey,
-            Candidate.formula,
-            Candidate.fingerprint_spec,
-            Candidate.fingerprint,
-        ).order_by(Candidate.id)
-        if where is not None:
-            query = query.where(where)
-        rows = session.execute(query).all()
-        if not rows:
-            return CandidateMatrix.empty(self.spec)
-        ids, masses, smiles, inchikeys, formulas, specs, fingerprints = zip(*rows, strict=True)
-        n_bytes = (self.spec.n_bits + 7) // 8
-        packed = np.zeros((len(rows), n_bytes), dtype=np.uint8)
-        own = np.array([s == self.spec.text for s in specs])
-        if own.any():
-            stored = b"".join(fp for fp, mine in zip(fingerprints, own, strict=True) if mine)
-            packed[own] = np.frombuffer(stored, dtype=np.uint8).reshape(-1, n_bytes)
-        if not own.all():
-            others = [s for s, mine in zip(smiles, own, strict=True) if not mine]
+    def _read(self, session: Session, after_id: int) -> CandidateMatrix:
+        """The candidates with an id above ``after_id``, sorted by mass."""
+        interned: dict[str, str] = {}  # one object per distinct formula: ~10x fewer strings in memory
+        chunks = [self._chunk(rows, True, interned) for rows in _fetch(session, after_id, self.spec.text, own=True)]
+        others = [self._chunk(rows, False, interned) for rows in _fetch(session, after_id, self.spec.text, own=False)]
+        if others:
             log.warning(
-                "recomputing %d candidate fingerprints stored with another spec than %s", len(others), self.spec
+                "recomputed %d candidate fingerprints stored with another spec than %s",
+                sum(len(c[0]) for c in others),
+                self.spec,
             )
-            packed[~own] = pack_bits(fingerprint_bits(others, self.spec))
-        order = np.argsort(np.asarray(masses, dtype=np.float64), kind="stable")
+        chunks += others
+        if not chunks:
+            return CandidateMatrix.empty(self.spec)
+        ids, masses, smiles, inchikeys, formulas, packed = (list(column) for column in zip(*chunks, strict=True))
+        masses = np.concatenate(masses)
+        order = np.argsort(masses, kind="stable")
         return CandidateMatrix(
             spec=self.spec,
-            ids=np.asarray(ids, dtype=np.int64)[order],
-            masses=np.asarray(masses, dtype=np.float64)[order],
-            packed=packed[order],
-            smiles=_strings(smiles)[order],
-            inchikeys=_strings(inchikeys)[order],
-            formulas=_strings(formulas)[order],
+            ids=np.concatenate(ids)[order],
+            masses=masses[order],
+            packed=np.concatenate(packed)[order],
+            smiles=np.concatenate(smiles)[order],
+            inchikeys=np.concatenate(inchikeys)[order],
+            formulas=np.concatenate(formulas)[order],
+        )
+
+    def _chunk(self, rows: list[tuple[Any, ...]], own: bool, interned: dict[str, str]) -> tuple[Any, ...]:
+        """Column arrays of fetched rows (id, mass, smiles, inchikey, formula, fingerprint), the fingerprints
+        packed; ``own``: the fingerprints are of this store's spec, else they are computed from the SMILES;
+        formulas are replaced by their first occurrence in ``interned``."""
+        ids, masses, smiles, inchikeys, formulas, fingerprints = zip(*rows, strict=True)
+        if own:
+            packed = np.frombuffer(b"".join(fingerprints), dtype=np.uint8).reshape(len(rows), -1)
+        else:
+            packed = pack_bits(fingerprint_bits(list(smiles), self.spec))
+        return (
+            np.asarray(ids, dtype=np.int64),
+            np.asarray(masses, dtype=np.float64),
+            _strings(smiles),
+            _strings(inchikeys),
+            _strings([interned.setdefault(f, f) for f in formulas]),
+            packed,
         )
 
 
-def _strings(values: tuple[str, ...]) -> np.ndarray:
+def _fetch(session: Session, after_id: int, spec: str, own: bool) -> Iterator[list[tuple[Any, ...]]]:
+    """Rows (id, mass, smiles, inchikey, formula, fingerprint) with id above ``after_id`` whose fingerprint spec
+    is (``own``) or is not ``spec``, in lists of up to ``_FETCH_ROWS``, from the driver's cursor (no ORM rows;
+    a server-side cursor on PostgreSQL, so the result is never held whole)."""
+    dialect = session.get_bind().dialect.name
+    mark = "?" if dialect == "sqlite" else "%s"
+    sql = (
+        "SELECT id, monoisotopic_mass, smiles, inchikey, formula, fingerprint FROM candidates "
+        f"WHERE id > {mark} AND fingerprint_spec {'=' if own else '<>'} {mark} ORDER BY id"
+    )
+    raw = session.connection().connection.driver_connection
+    cursor = raw.cursor(name="msvae_candidates") if dialect == "postgresql" else raw.cursor()
+    try:
+        cursor.execute(sql, (after_id, spec))
+        while rows := cursor.fetchmany(_FETCH_ROWS):
+            yield rows
+    finally:
+        cursor.close()
+
+
+def _strings(values: tuple[str, ...] | list[str]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out

@@ -28,7 +28,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="run folder for checkpoints and metrics (default runs/EXPERIMENT/MODEL_sSUPERVISION)",
     )
     p.add_argument("--bin-width", type=float, default=None, help="spectra: m/z bin width in Da (default 0.1)")
-    p.add_argument("--intensity", default=None, help="spectra: sqrt (default), log1p (the paper's code) or linear")
+    p.add_argument(
+        "--intensity",
+        default=None,
+        help="spectra: sqrt (default), log1p (the paper's code), log1p-relative (the paper's 0-100 scale) or linear",
+    )
     _add_run_options(p)
     p.set_defaults(func=_train)
 

@@ -47,6 +47,21 @@ class Candidate(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class CandidateImport(Base):
+    """Where an unfinished ``candidates import`` of one input stopped, so running it again resumes there.
+
+    ``key`` identifies the input by content and fingerprint spec (sha256); ``entries_done`` counts the input's
+    records already featurized and committed (in order). The row is deleted when the import finishes.
+    """
+
+    __tablename__ = "candidate_imports"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entries_done: Mapped[int] = mapped_column(Integer, default=0)
+    source: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 def _new_job_id() -> str:
     return str(uuid.uuid4())
 

@@ -9,7 +9,9 @@ Steps, in order, per spectrum:
    that m/z values on a bin edge (0.3 / 0.1 = 2.9999999999999996 in floats) fall in the bin they start;
 5. transform: ``"sqrt"`` (default) = divide by the largest bin, then square root (MIST's max-normalised, square-rooted
    intensities: instrument-independent, and the root lifts small fragments); ``"log1p"`` = log(1 + summed raw
-   intensity), the paper's own code; ``"linear"`` = divide by the largest bin.
+   intensity), the paper's own code; ``"log1p-relative"`` = log(1 + 100 * bin / largest bin), the paper's setting on
+   relative intensities (0-100 scale, so every value lies in [0, ln 101] whatever the instrument's units);
+   ``"linear"`` = divide by the largest bin.
 
 A spectrum with no peak left after 1-3 raises :class:`SpectrumError` with the reason: never a silent zero vector.
 The defaults (0.1 Da bins over m/z 0-1100: 11,000 features) are the paper's input size (Table A.8).
@@ -26,7 +28,9 @@ import scipy.sparse
 
 from models.featurize.mgf import Spectrum, SpectrumError
 
-INTENSITY_TRANSFORMS = ("sqrt", "log1p", "linear")
+INTENSITY_TRANSFORMS = ("sqrt", "log1p", "log1p-relative", "linear")
+RELATIVE_SCALE = 100.0  # "log1p-relative": intensities on a 0-100 scale, as the paper's spectra code
+LOG1P_RELATIVE_MAX = float(np.log1p(RELATIVE_SCALE))  # ln 101, the largest "log1p-relative" value
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ def _bin_entries(spectra: Sequence[Spectrum], spec: BinningSpec) -> tuple[np.nda
         values = values / np.repeat(peak, np.diff(np.r_[starts, len(rows)]))
         if spec.intensity == "sqrt":
             values = np.sqrt(values)
+        elif spec.intensity == "log1p-relative":
+            values = np.log1p(RELATIVE_SCALE * values)
     return rows, bins, values
 
 

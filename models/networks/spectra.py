@@ -9,11 +9,21 @@ Sizes are overridable so that small models can be built: ``spectrum_hidden`` / `
 encoder widths. The decoder widths are the table's unless the encoder widths are overridden, in which case
 they default to the encoder's widths reversed (the table's decoders are not exact mirrors: 3000 vs 2048 and 500
 vs 1000); ``spectrum_decoder_hidden`` / ``fingerprint_decoder_hidden`` set them explicitly.
+
+``spectrum_mean_bound``: bound the spectrum decoder's mean to [0, bound] (``bound * sigmoid(output)``), as the
+paper's code bounds it to [0, ln 101] for log(1 + intensity on a 0-100 scale) (``BinningSpec(intensity=
+"log1p-relative")``); a smooth bound instead of the paper's clamp, so that no output unit loses its gradient.
+``spectrum_weight`` / ``fingerprint_weight``: factors on each modality's log-likelihood in every loss term (the
+paper weights both by 1; other weights are beyond the paper).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+from torch import nn
 
 from models.likelihoods import Bernoulli, Gaussian
 from models.networks.layers import vector_spec
@@ -40,6 +50,22 @@ def _decoder_widths(
     return enc, table_dec if hidden is None else enc[::-1]
 
 
+class BoundedMean(nn.Module):
+    """``bound * sigmoid(x)``: a decoder output squashed into (0, bound)."""
+
+    def __init__(self, bound: float) -> None:
+        super().__init__()
+        if not bound > 0:
+            raise ValueError(f"the mean bound must be positive, got {bound}")
+        self.bound = float(bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bound * torch.sigmoid(x)
+
+    def extra_repr(self) -> str:
+        return f"bound={self.bound:g}"
+
+
 def modalities(
     *,
     n_bins: int = N_BINS,
@@ -49,13 +75,24 @@ def modalities(
     fingerprint_hidden: Sequence[int] | None = None,
     fingerprint_decoder_hidden: Sequence[int] | None = None,
     spectrum_scale: float = 1.0,
+    spectrum_mean_bound: float | None = None,
+    spectrum_weight: float = 1.0,
+    fingerprint_weight: float = 1.0,
 ) -> dict[str, ModalitySpec]:
     """The two modalities of the spectra experiment, ``spectrum`` then ``fingerprint``."""
     s_enc, s_dec = _decoder_widths(spectrum_hidden, spectrum_decoder_hidden, SPECTRUM_HIDDEN, SPECTRUM_DECODER_HIDDEN)
     f_enc, f_dec = _decoder_widths(
         fingerprint_hidden, fingerprint_decoder_hidden, FINGERPRINT_HIDDEN, FINGERPRINT_DECODER_HIDDEN
     )
+    spectrum = vector_spec(n_bins, s_enc, s_dec, Gaussian(scale=spectrum_scale), batchnorm=True)
+    if spectrum_mean_bound is not None:
+        unbounded = spectrum.make_decoder
+        spectrum = replace(
+            spectrum, make_decoder=lambda latent: nn.Sequential(*unbounded(latent), BoundedMean(spectrum_mean_bound))
+        )
     return {
-        "spectrum": vector_spec(n_bins, s_enc, s_dec, Gaussian(scale=spectrum_scale), batchnorm=True),
-        "fingerprint": vector_spec(n_bits, f_enc, f_dec, Bernoulli(), batchnorm=False),
+        "spectrum": replace(spectrum, weight=spectrum_weight),
+        "fingerprint": replace(
+            vector_spec(n_bits, f_enc, f_dec, Bernoulli(), batchnorm=False), weight=fingerprint_weight
+        ),
     }

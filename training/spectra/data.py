@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import torch
 
 from models.featurize.adducts import DEFAULT_ADDUCT, neutral_mass
 from models.featurize.binning import BinningSpec
-from models.featurize.fingerprints import FingerprintSpec, fingerprint_bits, parse_fingerprint_spec
+from models.featurize.fingerprints import FingerprintSpec, fingerprint_bits, parse_fingerprint_spec, select_bits
 from models.featurize.mgf import SpectrumError, read_spectra
 from models.spectra_model import featurize_each
 from training.data.semi import FunctionSource, SemiSupervisedData, TensorSource, n_paired_for
@@ -74,6 +74,26 @@ class SpectraData:
             "adduct_defaulted_to_M+H": self.adduct_fallback,
             "split": self.split.counts(),
         }
+
+    def with_fingerprint(self, spec: FingerprintSpec | str) -> SpectraData:
+        """The same data with the structures' fingerprints of ``spec`` (features and split shared, not copied)."""
+        spec = parse_fingerprint_spec(spec)
+        bits = fingerprint_bits(list(self.structures.smiles), spec)
+        return replace(self, structures=replace(self.structures, bits=bits), fingerprint_spec=spec)
+
+    def train_structures(self) -> np.ndarray:
+        """The rows (in ``structures``) of the training split's structures, sorted."""
+        return np.unique(self.structure[self.split.train])
+
+    def select_bits(self, min_rate: float = 0.005, max_rate: float = 0.995) -> SpectraData:
+        """The same data with only the fingerprint bits that fire in ``min_rate``-``max_rate`` of the TRAINING
+        structures (:func:`models.featurize.fingerprints.select_bits`); the selection is part of the spec."""
+        spec = select_bits(self.fingerprint_spec, self.structures.bits[self.train_structures()], min_rate, max_rate)
+        mask = spec.keep_mask()
+        old = self.fingerprint_spec.keep_mask()
+        within = mask if old is None else mask[old]  # the kept bits among the bits held now
+        bits = np.ascontiguousarray(self.structures.bits[:, within])
+        return replace(self, structures=replace(self.structures, bits=bits), fingerprint_spec=spec)
 
     def dense(self, rows: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Dense float32 features of ``rows`` (a batch: the whole set is 2 GB dense)."""
@@ -157,6 +177,13 @@ def supervision_split(train_structures: np.ndarray, supervision: float, seed: in
     return np.sort(perm[:k]), np.sort(perm[k:])
 
 
+def paired_rows(data: SpectraData, supervision: float, seed: int) -> np.ndarray:
+    """The training records whose structure is identified at ``supervision`` (as :func:`semi_supervised_data`)."""
+    train_rows = data.split.train
+    paired_s, _ = supervision_split(np.unique(data.structure[train_rows]), supervision, seed)
+    return train_rows[np.isin(data.structure[train_rows], paired_s)]
+
+
 def read_unpaired_spectra(paths: Sequence[str | Path], binning: BinningSpec) -> tuple[scipy.sparse.csr_matrix, int]:
     """Binned spectra of users' unidentified MGF files (unpaired spectra); returns (features, number rejected)."""
     spectra, rejected = [], 0
@@ -176,13 +203,15 @@ def semi_supervised_data(
     seed: int,
     *,
     extra_unpaired: scipy.sparse.csr_matrix | None = None,
+    extra_fingerprints: np.ndarray | None = None,
 ) -> tuple[SemiSupervisedData, dict[str, Any]]:
     """The training data at a supervision level, split by structure (not by spectrum).
 
     paired: every training spectrum of the identified share of the training structures, with its fingerprint;
     unpaired spectra: every training spectrum of the other training structures (their structure hidden), plus
     ``extra_unpaired`` (e.g. a lab's unidentified spectra); unpaired fingerprints: the other training structures'
-    fingerprints, one per structure (molecules without spectra, as a candidate database holds them).
+    fingerprints, one per structure (molecules without spectra, as a candidate database holds them), plus
+    ``extra_fingerprints`` ((N, n_bits) bits of a structure library without spectra, e.g. MOSES molecules).
 
     Returns the data and the counts (structures and spectra per part).
     """
@@ -211,9 +240,17 @@ def semi_supervised_data(
             "spectrum": FunctionSource(len(paired_rows), dense(paired_rows)),
             "fingerprint": TensorSource(fingerprints, data.structure[paired_rows]),
         }
+    unpaired_fingerprints = TensorSource(fingerprints, hidden_s)
+    n_extra_fp = 0
+    if extra_fingerprints is not None and len(extra_fingerprints):
+        if extra_fingerprints.shape[1] != fingerprints.shape[1]:
+            raise ValueError(f"extra fingerprints have {extra_fingerprints.shape[1]} bits, not {fingerprints.shape[1]}")
+        n_extra_fp = len(extra_fingerprints)
+        extra = torch.from_numpy(np.asarray(extra_fingerprints, dtype=np.float32))
+        unpaired_fingerprints = TensorSource(torch.cat([fingerprints[torch.as_tensor(hidden_s)], extra]))
     unpaired = {
         "spectrum": FunctionSource(len(unpaired_rows), dense(unpaired_rows)),
-        "fingerprint": TensorSource(fingerprints, hidden_s),
+        "fingerprint": unpaired_fingerprints,
     }
     counts = {
         "supervision_unit": "training structures (all spectra of an identified structure are paired)",
@@ -222,6 +259,7 @@ def semi_supervised_data(
         "hidden_structures": int(len(hidden_s)),
         "unpaired_spectra": int(len(unpaired_rows)),
         "unpaired_spectra_from_user_files": n_extra,
-        "unpaired_fingerprints": int(len(hidden_s)),
+        "unpaired_fingerprints": int(len(hidden_s)) + n_extra_fp,
+        "unpaired_fingerprints_from_structure_library": n_extra_fp,
     }
     return SemiSupervisedData(paired, unpaired), counts

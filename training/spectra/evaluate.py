@@ -67,31 +67,68 @@ def candidate_rows(masses: np.ndarray, query_mass: float, true_row: int, protoco
     return rows, True
 
 
+def query_ranks(
+    probs: np.ndarray, true_rows: np.ndarray, query_masses: np.ndarray, structures: Structures, protocol: Protocol
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(rank of the true structure per query, candidates per query, how many queries had the true one added)."""
+    packed = pack_bits(structures.bits)
+    ranks, sizes, added = [], [], 0
+    for p, true_row, mass in zip(probs, true_rows, query_masses, strict=True):
+        rows, was_added = candidate_rows(structures.masses, mass, int(true_row), protocol)
+        scores = candidate_scores(p, packed[rows])
+        ranks.append(rank_of_true(scores, int(np.flatnonzero(rows == true_row)[0])))
+        sizes.append(len(rows))
+        added += was_added
+    return np.asarray(ranks, dtype=np.int64), np.asarray(sizes, dtype=np.int64), added
+
+
 def pool_retrieval(
     probs: np.ndarray,
     true_rows: np.ndarray,
     query_masses: np.ndarray,
     structures: Structures,
     protocols: tuple[Protocol, ...] = DEFAULT_PROTOCOLS,
+    *,
+    with_ranks: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Rank each query's true structure among its candidates, for each protocol.
 
     Returns ``{protocol name: RetrievalReport dict + "true_added" + "protocol"}``; every report carries the
-    fingerprint quality of ``probs`` against the true structures' bits.
+    fingerprint quality of ``probs`` against the true structures' bits. ``with_ranks``: each report also holds
+    the per-query ``ranks`` (a list, in query order).
     """
     quality = fingerprint_quality(probs, structures.bits[true_rows]) if len(probs) else None
-    packed = pack_bits(structures.bits)
     out = {}
     for protocol in protocols:
-        ranks, sizes, added = [], [], 0
-        for p, true_row, mass in zip(probs, true_rows, query_masses, strict=True):
-            rows, was_added = candidate_rows(structures.masses, mass, int(true_row), protocol)
-            scores = candidate_scores(p, packed[rows])
-            ranks.append(rank_of_true(scores, int(np.flatnonzero(rows == true_row)[0])))
-            sizes.append(len(rows))
-            added += was_added
-        report = RetrievalReport.from_ranks(ranks, sizes, quality).to_dict()
+        ranks, sizes, added = query_ranks(probs, true_rows, query_masses, structures, protocol)
+        report = RetrievalReport.from_ranks(ranks.tolist(), sizes.tolist(), quality).to_dict()
         out[protocol.name] = {**report, "true_added": added, "protocol": protocol.describe()}
+        if with_ranks:
+            out[protocol.name]["ranks"] = ranks.tolist()
+    return out
+
+
+def bootstrap_top_k(
+    ranks: np.ndarray,
+    groups: np.ndarray,
+    ks: tuple[int, ...] = (1, 5, 10, 20),
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Spread of the top-k rates over resamples of the query groups (test structures: a structure's spectra are
+    drawn together, as they are not independent): ``top<k>_rate_sd`` and the 2.5/97.5 percentiles
+    ``top<k>_rate_lo`` / ``top<k>_rate_hi`` of each k."""
+    ranks, groups = np.asarray(ranks), np.asarray(groups)
+    keys, inverse = np.unique(groups, return_inverse=True)
+    size = np.bincount(inverse, minlength=len(keys)).astype(np.float64)
+    draws = np.random.default_rng(seed).integers(0, len(keys), size=(n_boot, len(keys)))
+    weight = np.stack([np.bincount(d, minlength=len(keys)) for d in draws]).astype(np.float64)  # (n_boot, groups)
+    out: dict[str, float] = {}
+    for k in ks:
+        hits = np.bincount(inverse, weights=(ranks <= k).astype(np.float64), minlength=len(keys))
+        rates = (weight @ hits) / (weight @ size)
+        out[f"top{k}_rate_sd"] = float(rates.std(ddof=1))
+        out[f"top{k}_rate_lo"], out[f"top{k}_rate_hi"] = (float(v) for v in np.percentile(rates, [2.5, 97.5]))
     return out
 
 

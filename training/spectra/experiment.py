@@ -15,7 +15,13 @@ default model: spectrum encoder n_bins -> 128 -> 128 (BatchNorm, ReLU; n_bins = 
 batch 256 by default (the paper: 1e-4, 250, 140 epochs).
 
 Files in ``out_dir``: the trainer's (``metrics.json`` per epoch, ``best.pt``, ``last.pt`` ...), ``split.json``,
-``model/`` (the best epoch as a model directory, usable with ``--model``) and ``result.json`` (what is returned).
+``model/`` (the best epoch as a model directory, usable with ``--model``), ``test_ranks.json`` (the true
+structure's rank per test query and protocol) and ``result.json`` (what is returned).
+
+Every result carries the spread of its test top-k rates over a bootstrap of the test structures (``spread``), and
+the test metrics of the model's prediction averaged with the library-search baseline's (``mixed``, beyond the
+paper; the weight chosen on validation). :func:`library_search_run` writes the library-search baseline's result in
+the same layout (model ``library-search``).
 """
 
 from __future__ import annotations
@@ -40,11 +46,20 @@ from training.spectra.data import (
     MASSBANK_FILE,
     SpectraData,
     load_spectra_data,
+    paired_rows,
     read_unpaired_spectra,
     semi_supervised_data,
 )
 from training.spectra.dataset import read_split, write_split
-from training.spectra.evaluate import DEFAULT_PROTOCOLS, candidate_counts, flat_metrics, pool_retrieval
+from training.spectra.evaluate import (
+    DEFAULT_PROTOCOLS,
+    bootstrap_top_k,
+    candidate_counts,
+    flat_metrics,
+    pool_retrieval,
+)
+from training.spectra.library_search import DEFAULT_K, library_search_probs, mix_predictions
+from training.spectra.structure_library import library_fingerprints
 from training.trainer import seed_everything, train
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -56,6 +71,9 @@ DEFAULT_LR = 1e-3
 DEFAULT_BATCH_SIZE = 256
 SELECT_METRIC = "nearest256_top10_rate"
 RESULT_FILE = "result.json"
+RANKS_FILE = "test_ranks.json"
+LIBRARY_SEARCH = "library-search"
+MIX_WEIGHTS = (0.25, 0.5, 0.75)  # library-search weights tried on validation for the ``mixed`` metrics
 
 
 def _network_sizes(model_name: str, size: str, overrides: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -75,6 +93,35 @@ def evaluate_rows(
     probs = model.predict_features(data.features[rows])
     reports = pool_retrieval(probs, data.structure[rows], data.query_mass[rows], data.structures, DEFAULT_PROTOCOLS)
     return reports, probs
+
+
+def load_data(
+    data_dir: str | Path,
+    binning: BinningSpec,
+    fingerprint_spec: str,
+    bit_rates: tuple[float, float] | None,
+    max_spectra: int | None = None,
+) -> SpectraData:
+    """MassBank featurized, with the fingerprint bits of ``fingerprint_spec`` that fire in ``bit_rates`` (min, max)
+    of the training structures (None: every bit)."""
+    data = load_spectra_data(data_dir, binning=binning, fingerprint_spec=fingerprint_spec, limit=max_spectra)
+    return data if bit_rates is None else data.select_bits(*bit_rates)
+
+
+def test_spread(reports: dict[str, dict[str, Any]], groups: np.ndarray, seed: int) -> dict[str, dict[str, float]]:
+    """Bootstrap spread (:func:`bootstrap_top_k`, over test structures) of every protocol's top-k rates; the
+    reports must hold the per-query ``ranks``."""
+    return {name: bootstrap_top_k(np.asarray(r["ranks"]), groups, seed=seed) for name, r in reports.items()}
+
+
+def _strip_ranks(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: {k: v for k, v in r.items() if k != "ranks"} for name, r in reports.items()}
+
+
+def _library_probs(data: SpectraData, supervision: float, seed: int, rows: np.ndarray) -> np.ndarray:
+    library = paired_rows(data, supervision, seed)
+    bits = data.structures.bits[data.structure[library]]
+    return library_search_probs(data.features[rows], data.features[library], bits, DEFAULT_K)
 
 
 def random_reports(data: SpectraData, rows: np.ndarray) -> dict[str, dict[str, Any]]:
@@ -129,6 +176,11 @@ def train_one(
     weights_dtype: str = "float16",
     command: str | None = None,
     progress: bool = True,
+    bit_rates: tuple[float, float] | None = None,
+    library_molecules: int = 0,
+    patience: int | None = None,
+    data: SpectraData | None = None,
+    mix: bool = True,
     **network_overrides: Any,
 ) -> dict[str, Any]:
     """Train ``model_name`` on MassBank at ``supervision``; returns (and writes to ``out_dir/result.json``) the
@@ -145,6 +197,14 @@ def train_one(
             one (e.g. the CASMI 2016 hold-out of :mod:`training.spectra.casmi2016`).
         model_dir: also write the best model directory there (e.g. ``models/default``), with its card.
         command: the command line that ran this, recorded in the result and the card.
+        bit_rates: keep only the fingerprint bits firing in (min, max) of the training structures (e.g.
+            (0.005, 0.995)); the selection becomes part of the model's fingerprint spec. None: every bit.
+        library_molecules: add this many unpaired fingerprints of MOSES molecules (a structure library without
+            spectra; :mod:`training.spectra.structure_library`), validation and test structures excluded.
+        patience: stop after this many epochs without a better validation score (None: train every epoch).
+        mix: also measure the prediction averaged with the library search's (``mixed``; None when False).
+        data: MassBank already loaded by :func:`load_data` (its binning and fingerprint are then used; the
+            ``binning``, ``fingerprint_spec``, ``bit_rates`` and ``max_spectra`` arguments are only recorded).
         network_overrides: sizes for ``build_model`` (``spectrum_hidden`` ...) over those of ``size``.
 
     Returned keys: experiment, model, supervision, seed, epochs, best_epoch, select_metric, metrics (test, flat),
@@ -159,14 +219,24 @@ def train_one(
     device = resolve_device(device)
     binning = BinningSpec.from_dict(binning) if isinstance(binning, dict) else (binning or BinningSpec())
 
-    data = load_spectra_data(data_dir, binning=binning, fingerprint_spec=fingerprint_spec, limit=max_spectra)
+    if data is None:
+        data = load_data(data_dir, binning, fingerprint_spec, bit_rates, max_spectra)
     if split_file is not None:
-        data.split = read_split(split_file, data.records)
-    data.split = replace(data.split, train=_sample(data.split.train, max_train, seed))
+        data = replace(data, split=read_split(split_file, data.records))
+    binning = data.binning
+    data = replace(data, split=replace(data.split, train=_sample(data.split.train, max_train, seed)))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_split(data.split, out_dir / "split.json", source=str(MASSBANK_FILE))
     extra = read_unpaired_spectra(unpaired_mgf, binning) if unpaired_mgf else None
-    semi, semi_counts = semi_supervised_data(data, supervision, seed, extra_unpaired=extra[0] if extra else None)
+    library_bits = None
+    if library_molecules and model_name != "mlp":
+        unseen = [b for part in ("val", "test") for b in data.split.blocks[part]]
+        library_bits = library_fingerprints(
+            data_dir, data.fingerprint_spec, library_molecules, seed=0, exclude_blocks=unseen
+        )
+    semi, semi_counts = semi_supervised_data(
+        data, supervision, seed, extra_unpaired=extra[0] if extra else None, extra_fingerprints=library_bits
+    )
     if extra:
         semi_counts["unpaired_user_spectra_rejected"] = extra[1]
 
@@ -183,15 +253,20 @@ def train_one(
 
     result = train(
         model.model, semi, epochs=epochs, batch_size=batch_size, lr=lr, out_dir=out_dir, device=device, seed=seed,
-        evaluate=evaluate, select_metric=SELECT_METRIC, progress=progress,
+        evaluate=evaluate, select_metric=SELECT_METRIC, progress=progress, patience=patience,
     )  # fmt: skip
 
     t0 = time.perf_counter()
     load_weights(model.model, result.best_path)
     model.model.eval()
     test_rows = _sample(data.split.test, max_test, seed)
-    test_reports, _ = evaluate_rows(model, data, test_rows)
+    test_reports = pool_retrieval(
+        model.predict_features(data.features[test_rows]), data.structure[test_rows], data.query_mass[test_rows],
+        data.structures, DEFAULT_PROTOCOLS, with_ranks=True,
+    )  # fmt: skip
+    mixed = mixed_metrics(model, data, supervision, seed, valid_rows, test_rows) if mix else None
     test_time = time.perf_counter() - t0
+    write_json({name: r["ranks"] for name, r in test_reports.items()}, out_dir / RANKS_FILE)
 
     record: dict[str, Any] = {
         "experiment": "spectra",
@@ -202,8 +277,10 @@ def train_one(
         "best_epoch": result.best_epoch,
         "select_metric": f"valid {SELECT_METRIC}",
         "metrics": flat_metrics(test_reports),
+        "spread": test_spread(test_reports, data.structure[test_rows], seed),
         "valid_metrics": result.best_metrics,
-        "test": test_reports,
+        "test": _strip_ranks(test_reports),
+        "mixed": mixed,
         "random": random_reports(data, test_rows),
         "n_valid": len(valid_rows),
         "n_test": len(test_rows),
@@ -232,11 +309,89 @@ def train_one(
         "max_valid": max_valid,
         "max_test": max_test,
         "split_file": None if split_file is None else str(split_file),
+        "bit_rates": list(bit_rates) if bit_rates else None,
+        "library_molecules": library_molecules,
+        "patience": patience,
+        "stopped_at_epoch": len(result.history),
     }
     model.card = model_card(record)
     model.save(out_dir / "model", weights_dtype=weights_dtype)
     if model_dir is not None:
         model.save(model_dir, weights_dtype=weights_dtype)
+    write_json(record, out_dir / RESULT_FILE)
+    return record
+
+
+def mixed_metrics(
+    model: SpectraModel, data: SpectraData, supervision: float, seed: int, valid_rows: np.ndarray, test_rows: np.ndarray
+) -> dict[str, Any]:
+    """Beyond the paper: the model's bit probabilities averaged with the library search's (same paired library).
+    The library-search weight is the one of :data:`MIX_WEIGHTS` with the best validation ``SELECT_METRIC``;
+    returns it, the validation scores of every weight, the test metrics and their bootstrap spread."""
+
+    def reports(rows: np.ndarray, weight: float, with_ranks: bool = False) -> dict[str, dict[str, Any]]:
+        probs = mix_predictions(model.predict_features(data.features[rows]), search[id(rows)], weight)
+        return pool_retrieval(probs, data.structure[rows], data.query_mass[rows], data.structures,
+                              DEFAULT_PROTOCOLS, with_ranks=with_ranks)  # fmt: skip
+
+    search = {id(rows): _library_probs(data, supervision, seed, rows) for rows in (valid_rows, test_rows)}
+    valid = {w: flat_metrics(reports(valid_rows, w))[SELECT_METRIC] for w in MIX_WEIGHTS}
+    weight = max(MIX_WEIGHTS, key=lambda w: valid[w])
+    test = reports(test_rows, weight, with_ranks=True)
+    return {
+        "library_weight": weight,
+        "valid": {f"{w:g}": v for w, v in valid.items()},
+        "metrics": flat_metrics(test),
+        "spread": test_spread(test, data.structure[test_rows], seed),
+    }
+
+
+def library_search_run(
+    supervision: float,
+    data: SpectraData,
+    out_dir: str | Path,
+    seed: int = 0,
+    max_test: int | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """The library-search baseline at ``supervision`` (library: the identified training structures' spectra at
+    this seed) on the test queries, as a result record like :func:`train_one`'s (written to ``result.json``)."""
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    test_rows = _sample(data.split.test, max_test, seed)
+    reports = pool_retrieval(
+        _library_probs(data, supervision, seed, test_rows), data.structure[test_rows], data.query_mass[test_rows],
+        data.structures, DEFAULT_PROTOCOLS, with_ranks=True,
+    )  # fmt: skip
+    write_json({name: r["ranks"] for name, r in reports.items()}, out_dir / RANKS_FILE)
+    library = paired_rows(data, supervision, seed)
+    record = {
+        "experiment": "spectra",
+        "model": LIBRARY_SEARCH,
+        "supervision": supervision,
+        "seed": seed,
+        "epochs": 0,
+        "best_epoch": None,
+        "metrics": flat_metrics(reports),
+        "spread": test_spread(reports, data.structure[test_rows], seed),
+        "test": _strip_ranks(reports),
+        "random": random_reports(data, test_rows),
+        "n_test": len(test_rows),
+        "data": {
+            "fingerprint_spec": data.fingerprint_spec.text,
+            "binning": data.binning.to_dict(),
+            "library_spectra": int(len(library)),
+            "library_structures": int(len(np.unique(data.structure[library]))),
+            "k": DEFAULT_K,
+        },
+        "network": {"k": DEFAULT_K, "similarity": "cosine of the binned spectra"},
+        "num_parameters": 0,
+        "command": command,
+        "train_time_s": 0.0,
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     write_json(record, out_dir / RESULT_FILE)
     return record
 
@@ -276,6 +431,8 @@ def model_card(record: dict[str, Any]) -> dict[str, Any]:
             "parameters": record["num_parameters"],
             "epochs": record["epochs"],
             "best_epoch": record["best_epoch"],
+            "stopped_at_epoch": record.get("stopped_at_epoch"),
+            "unpaired_library_molecules": record.get("library_molecules", 0),
             "selection": record["select_metric"],
             "optimizer": f"Adam, lr {record['lr']:g}, batch {record['batch_size']}",
             "seed": record["seed"],
@@ -284,6 +441,7 @@ def model_card(record: dict[str, Any]) -> dict[str, Any]:
             "command": record["command"],
         },
         "test_metrics": {name: _short(r) for name, r in record["test"].items()},
+        "test_spread_bootstrap_over_test_structures": record.get("spread"),
         "random_baseline_test": {name: _short(r) for name, r in record["random"].items()},
     }
 

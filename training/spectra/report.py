@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from training.reproduce import machine_description, sweep
-from training.spectra.default_model import MAX_VALID
+from training.spectra.study import MAX_VALID
 
 MODELS = ("svae", "vaevae", "mlp")
 LEVELS = (1.0, 0.5, 0.1)
@@ -27,34 +30,51 @@ PROTOCOL_TITLES = {
     "ppm10": "Candidates within 10 ppm of the precursor's neutral mass (pool of all MassBank structures)",
     "nearest256": "256 candidates: the pool structures nearest in mass (MassSpecGym-like size)",
 }
-_COLUMNS = ("top1_rate", "top5_rate", "top10_rate", "top20_rate", "mean_rank", "median_rank")
 
 
 def build_report(records: list[dict[str, Any]], command: str, machine: str) -> dict[str, Any]:
     """``reports/spectra.json``: DESIGN.md's sweep shape (experiment, epochs, machine, results with model,
-    supervision, metrics) plus the full per-protocol test reports, the random baseline and the data counts."""
-    first = records[0]
+    supervision, metrics) plus the full per-protocol test reports, the seed, the bootstrap spread of the top-k rates,
+    the metrics mixed with the library search where measured, the random baseline and the data counts.
+
+    A record's ``label`` (default: its model) names its row (variants of one model differ in it); records without
+    training (the library search) may come first or anywhere."""
+    trained = [r for r in records if r.get("select_metric")]
+    first = trained[0] if trained else records[0]
+    data = first["data"]
     return {
         "experiment": "spectra",
-        "epochs": sorted({r["epochs"] for r in records}),
+        "epochs": sorted({r["epochs"] for r in trained}),
         "machine": machine,
         "command": command,
-        "split": first["data"]["split"],
-        "data": {k: first["data"][k] for k in ("file", "sha256", "used_spectra", "used_structures", "rejected")},
-        "fingerprint_spec": first["data"]["fingerprint_spec"],
-        "binning": first["data"]["binning"],
-        "selection": first["select_metric"] + f" (a seeded sample of {first['n_valid']} validation spectra)",
+        "split": data.get("split"),
+        "data": {k: data[k] for k in ("file", "sha256", "used_spectra", "used_structures", "rejected") if k in data},
+        "fingerprint_spec": data["fingerprint_spec"],
+        "binning": data["binning"],
+        "selection": (first["select_metric"] + f" (a seeded sample of {first['n_valid']} validation spectra)")
+        if trained
+        else None,
         "results": [
             {
                 "model": r["model"],
+                "label": r.get("label", r["model"]),
                 "supervision": r["supervision"],
+                "seed": r.get("seed", 0),
                 "metrics": r["metrics"],
+                "spread": r.get("spread"),
+                "mixed": r.get("mixed"),
                 "test": r["test"],
                 "best_epoch": r["best_epoch"],
                 "epochs": r["epochs"],
+                "stopped_at_epoch": r.get("stopped_at_epoch"),
                 "network": r["network"],
                 "num_parameters": r["num_parameters"],
-                "semi_supervision": r["data"]["semi_supervision"],
+                "semi_supervision": r["data"].get("semi_supervision"),
+                "fingerprint_spec": r["data"]["fingerprint_spec"],
+                "binning": r["data"]["binning"],
+                "library_molecules": r.get("library_molecules", 0),
+                "lr": r.get("lr"),
+                "command": r.get("command"),
                 "train_time_s": r["train_time_s"],
                 "wall_time_s": r["wall_time_s"],
             }
@@ -75,57 +95,105 @@ def _cell(value: float | None, rate: bool) -> str:
     return f"{100 * value:.1f}%" if rate else f"{value:.1f}"
 
 
+def _sd(values: list[float]) -> float | None:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def _rows(report: dict[str, Any], protocol: str) -> list[str]:
+    """Table rows: one per (label, supervision), the top-k rates averaged over its seeds, with the spread across
+    seeds and the mean bootstrap spread (over test structures); then the same runs mixed with the library search."""
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for r in report["results"]:
+        groups.setdefault((r["label"], r["supervision"]), []).append(r)
+    lines = []
+    for mixed in (False, True):
+        for (label, level), runs in groups.items():
+            sources = [r["mixed"] for r in runs if r.get("mixed")] if mixed else runs
+            if not sources:
+                continue
+            rates = {k: [m["metrics"][f"{protocol}_top{k}_rate"] for m in sources] for k in (1, 5, 10, 20)}
+            boot = [m["spread"][protocol]["top1_rate_sd"] for m in sources if m.get("spread")]
+            seed_sd, boot_sd = _sd(rates[1]), (float(np.mean(boot)) if boot else None)
+            median = np.mean([r["test"][protocol]["median_rank"] for r in runs]) if not mixed else None
+            name = f"{label} + library search (mixed, beyond the paper)" if mixed else label
+            epochs = ", ".join(f"{r['best_epoch']}/{r.get('stopped_at_epoch') or r['epochs']}" for r in runs)
+            cells = [_cell(float(np.mean(rates[k])), True) for k in (1, 5, 10, 20)]
+            lines.append(
+                f"| {name} | {level:g} | {', '.join(str(r['seed']) for r in runs)} | {cells[0]} "
+                f"| {_cell(seed_sd, True)} | {_cell(boot_sd, True)} | {' | '.join(cells[1:])} "
+                f"| {_cell(median, False)} | {epochs if not mixed and runs[0]['epochs'] else '-'} |"
+            )
+    return lines
+
+
 def markdown_report(report: dict[str, Any], notes: str | None = None) -> str:
-    """``reports/spectra.md``: one table per candidate protocol, models x supervision levels, random below, then
-    the hand-written ``notes`` (Markdown) when given."""
+    """``reports/spectra.md``: one table per candidate protocol (rows: model x supervision, averaged over seeds,
+    with the spread across seeds and over test structures), random below, then the hand-written ``notes``."""
     counts = report["split"]
+    binning = report["binning"]
     lines = [
         "# Spectra -> fingerprints: retrieval on held-out MassBank structures",
         "",
         f"Command: `{report['command']}`  ",
         f"Machine: {report['machine']}  ",
-        f"Epochs: {', '.join(map(str, report['epochs']))} (reduced from the paper's 140; best epoch by "
-        f"{report['selection']}).  ",
+        f"Epochs: at most {', '.join(map(str, report['epochs']))}; best epoch by {report['selection']}.  ",
         f"Data: `{report['data']['file']}` (sha256 {report['data']['sha256'][:12]}...), "
         f"{report['data']['used_spectra']} spectra of {report['data']['used_structures']} structures; split by first "
         f"InChIKey block: train {counts['train']['spectra']} spectra / {counts['train']['structures']} structures, "
         f"validation {counts['val']['spectra']} / {counts['val']['structures']}, test {counts['test']['spectra']} / "
         f"{counts['test']['structures']}.  ",
-        f"Fingerprint `{report['fingerprint_spec']}`; spectra binned at {report['binning']['bin_width']} Da over "
-        f"m/z {report['binning']['min_mz']:g}-{report['binning']['max_mz']:g}, intensities "
-        f"{report['binning']['intensity']}, peaks above the precursor removed.",
+        f"Fingerprint `{report['fingerprint_spec'].split('@')[0]}` ({_kept(report['fingerprint_spec'])}); spectra "
+        f"binned at {binning['bin_width']} Da over m/z {binning['min_mz']:g}-{binning['max_mz']:g}, intensities "
+        f"{binning['intensity']}, peaks above the precursor removed.",
         "",
         "Queries: every TEST-split spectrum (one query per spectrum; a structure has about ten). Supervision is by "
         "training structure: at level s a share s of the training structures is identified (all their spectra "
         "paired with the fingerprint); the other structures' spectra are unpaired spectra and their fingerprints "
-        "unpaired fingerprints. The MLP learns from the paired spectra only; random ranking is the exact "
-        "expectation. Rank ties count against the query.",
+        "unpaired fingerprints. The MLP learns from the paired spectra only, the library search searches them; "
+        "random ranking is the exact expectation. Rank ties count against the query. Top-k rates are means over the "
+        "seeds listed; 'sd seeds' is their standard deviation across seeds, 'sd boot' the standard deviation of "
+        "top-1 over 1,000 bootstrap resamples of the test structures (mean over the seeds).",
         "",
     ]
     for name, title in PROTOCOL_TITLES.items():
         lines += [f"## {title}", ""]
         lines += [
-            "| model | supervision | top 1 | top 5 | top 10 | top 20 | mean rank | median rank | candidates / query "
-            "| bit AUC | Tanimoto | best epoch | train time |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| model | supervision | seeds | top 1 | sd seeds | sd boot | top 5 | top 10 | top 20 | median rank "
+            "| best epoch / trained |",
+            "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
-        for r in report["results"]:
-            t = r["test"][name]
-            cells = [_cell(t[c], c.endswith("rate")) for c in _COLUMNS]
-            lines.append(
-                f"| {r['model']} | {r['supervision']:g} | {' | '.join(cells)} | {t['n_candidates_mean']:.1f} "
-                f"| {t['mean_bit_auc']:.3f} | {t['mean_tanimoto']:.3f} | {r['best_epoch']}/{r['epochs']} "
-                f"| {r['train_time_s'] / 60:.0f} min |"
-            )
+        lines += _rows(report, name)
         rnd = report["random"][name]
-        cells = [_cell(rnd[c], c.endswith("rate")) for c in _COLUMNS]
-        lines.append(f"| random | - | {' | '.join(cells)} | {rnd['n_candidates_mean']:.1f} | 0.500 | - | - | - |")
+        cells = [_cell(rnd[f"top{k}_rate"], True) for k in (1, 5, 10, 20)]
+        median = _cell(rnd["median_rank"], False)
+        lines.append(f"| random | - | - | {cells[0]} | - | - | {' | '.join(cells[1:])} | {median} | - |")
         true_added = report["results"][0]["test"][name]["true_added"]
         lines += ["", f"Queries: {report['n_test']}; true structure added to the candidates: {true_added}.", ""]
     lines += ["## Paper", "", report["paper_note"], ""]
     if notes:
         lines += [notes.strip(), ""]
     return "\n".join(lines)
+
+
+def _kept(spec_text: str) -> str:
+    from models.featurize.fingerprints import parse_fingerprint_spec
+
+    spec = parse_fingerprint_spec(spec_text)
+    return f"{spec.n_bits} of {spec.full_bits} bits kept" if spec.keep else "every bit"
+
+
+def read_study(runs_dir: str | Path) -> list[dict[str, Any]]:
+    """The ``result.json`` of every run folder under ``runs_dir`` (:mod:`training.spectra.study`), each labelled by
+    its folder name without the ``-s<level>-seed<seed>`` tail; library-search runs first. The fingerprint
+    study's runs (``fingerprint-*``, validation only) are not rows."""
+    records = []
+    for path in sorted(Path(runs_dir).glob("*/result.json")):
+        if path.parent.name.startswith("fingerprint-"):
+            continue
+        record = json.loads(path.read_text())
+        record["label"] = re.sub(r"-s[0-9.]+-seed[0-9]+$", "", path.parent.name)
+        records.append(record)
+    return sorted(records, key=lambda r: (r["model"] != "library-search", r["label"], -r["supervision"]))
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
@@ -149,8 +217,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="reports")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--study", help="report the study runs in this folder instead (training.spectra.study)")
     args = parser.parse_args(argv)
     command = "python -m training.spectra.report " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.study:
+        report = build_report(read_study(args.study), command.strip(), machine_description(args.device, 1))
+        for kind, path in write_report(report, args.out).items():
+            print(f"wrote {kind}: {path}")
+        return
     records = sweep(
         "spectra", args.models, args.levels, epochs=args.epochs, data_dir=args.data, runs_dir=args.runs,
         device=args.device, threads=1, max_valid=MAX_VALID,

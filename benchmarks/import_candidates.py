@@ -1,0 +1,122 @@
+"""A lab-sized candidate database: ``msvae candidates import`` of the 1.9M MOSES molecules and MassBank's structures,
+timed file by file, with molecules/s and the database's size on disk.
+
+    python3 benchmarks/import_candidates.py --database-url sqlite:////tmp/msvae-big.sqlite [--workers 2]
+    python3 benchmarks/import_candidates.py --database-url postgresql://postgres@127.0.0.1:5432/msvae_bench
+
+Runs the real command (``python3 -m app.cli candidates import FILE``, one process pool per file) against the
+given database. With ``--time-limit`` the import is interrupted (SIGTERM) once that many seconds have passed and
+the figures are those of the part done; running the same command again resumes it (the first file's row says
+from which record). Writes benchmarks/results/import_candidates-<sqlite|postgresql>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from _machine import save
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.db import make_engine  # noqa: E402
+
+FILES = ["molecules/moses/train.csv.gz", "molecules/moses/test.csv.gz", "molecules/moses/test_scaffolds.csv.gz",
+         "massbank/massbank-pos-ms2.mgf.gz"]  # fmt: skip
+
+
+def database_size(url: str) -> int:
+    """Bytes on disk: the SQLite file with its WAL, or PostgreSQL's ``pg_database_size``."""
+    engine = make_engine(url)
+    try:
+        if engine.dialect.name == "sqlite":
+            path = Path(engine.url.database)
+            return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+        with engine.connect() as connection:
+            return int(connection.scalar(sa.text("SELECT pg_database_size(current_database())")))
+    finally:
+        engine.dispose()
+
+
+def count_candidates(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(sa.text("SELECT count(*) FROM candidates")))
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--shared-data", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--files", nargs="+", default=FILES, help="paths under --shared-data")
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds, then the import is interrupted")
+    args = parser.parse_args()
+    env = {**os.environ, "MSVAE_DATABASE_URL": args.database_url, "PYTHONPATH": str(ROOT)}
+    rows = []
+    total_start = time.perf_counter()
+    for name in args.files:
+        before = count_candidates(args.database_url)
+        start = time.perf_counter()
+        command = [sys.executable, "-m", "app.cli", "candidates", "import", str(Path(args.shared_data) / name),
+                   "--workers", str(args.workers)]  # fmt: skip
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        left = None if args.time_limit is None else max(1.0, args.time_limit - (start - total_start))
+        try:
+            out, _ = child.communicate(timeout=left)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGTERM)  # the command stops its pool, keeps what it committed, says how to resume
+            out, _ = child.communicate()
+        seconds = time.perf_counter() - start
+        after = count_candidates(args.database_url)
+        found = re.search(r"added (\d+), duplicate (\d+), rejected (\d+)", out)
+        row = {"file": name, "seconds": round(seconds, 1), "exit_status": child.returncode,
+               "new_rows": after - before, "new_rows_per_s": round((after - before) / seconds, 1),
+               "candidates_after": after}  # fmt: skip
+        if found:
+            added, duplicate, rejected = map(int, found.groups())
+            resumed = re.search(r"resumed after record ([\d,]+)", out)
+            row.update(records=added + duplicate + rejected, added=added, duplicate=duplicate, rejected=rejected,
+                       records_per_s=round((added + duplicate + rejected) / seconds, 1),
+                       resumed_after_record=int(resumed.group(1).replace(",", "")) if resumed else 0)  # fmt: skip
+        rows.append(row)
+        print(rows[-1], flush=True)
+        if child.returncode != 0:
+            break
+    total = time.perf_counter() - total_start
+    records = sum(r.get("records", r["new_rows"]) for r in rows)
+    dialect = "sqlite" if args.database_url.startswith("sqlite") else "postgresql"
+    size = database_size(args.database_url)
+    print(f"{records:,} records in {total / 60:.1f} min ({records / total:,.0f}/s); {size / 1e9:.2f} GB on disk")
+    save(
+        f"import_candidates-{dialect}",
+        {
+            "database": dialect,
+            "workers": args.workers,
+            "files": rows,
+            "total_seconds": round(total, 1),
+            "total_records": records,
+            "records_per_s": round(records / total, 1),
+            "candidates": count_candidates(args.database_url),
+            "database_bytes": size,
+            "time_limit_s": args.time_limit,
+            "complete": all(r["exit_status"] == 0 for r in rows) and len(rows) == len(args.files),
+            "load_average_at_end": os.getloadavg(),
+            "note": "2 CPU cores shared with other engineers' jobs: the load average says how busy the machine was",
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
