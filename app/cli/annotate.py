@@ -44,6 +44,27 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="JSON report (default: QUERY.retrieval.json here)")
     p.set_defaults(func=lambda a: run_evaluate_retrieval(a.query, a.candidates, model=a.model, out=a.out))
 
+    p = sub.add_parser("evaluate-casmi2017", help="the CASMI 2017 evaluation from the contest's own files")
+    p.add_argument("--data", required=True, help="the contest's files, unzipped (CASMI-solutions.csv, ...)")
+    p.add_argument("--model", default=None, help="model directory or registered name (default MSVAE_MODEL)")
+    p.add_argument("--out", default=None, help="JSON report (default casmi2017.retrieval.json; plot beside it)")
+    p.add_argument(
+        "--candidates",
+        default="auto",
+        choices=["auto", "official", "formula", "mass"],
+        help="auto: the official lists when present, else library structures of the solution's formula",
+    )
+    p.add_argument("--ppm", type=float, default=10.0, help="mass window of --candidates mass (default 10)")
+    p.add_argument("--library", default=None, help="folder with massbank/ and molecules/ (default MSVAE_DATA_DIR)")
+    p.add_argument("--library-cache", default=None, help="library index cache (default MSVAE_DATA_DIR/library)")
+    p.set_defaults(func=_evaluate_casmi2017)
+
+
+def _evaluate_casmi2017(args: argparse.Namespace) -> int:
+    from app.casmi2017 import run_evaluate_casmi2017
+
+    return run_evaluate_casmi2017(args)
+
 
 TSV_COLUMNS = ("title", "precursor_mz", "n_candidates", "rank", "smiles", "inchikey", "formula", "score", "error")
 

@@ -55,6 +55,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_run_options(p)
     p.set_defaults(func=_reproduce)
 
+    p = sub.add_parser("evaluate-formula", help="MassBank retrieval among library structures of the true formula")
+    p.add_argument("models", nargs="+", help="model directories (one binning and fingerprint)")
+    p.add_argument("--data", default=None, help="folder with massbank/ and molecules/ (default MSVAE_DATA_DIR)")
+    p.add_argument("--part", default="test", choices=["train", "val", "test"], help="split part queried")
+    p.add_argument("--split", default=None, help="split JSON (default: the model's run folder split.json)")
+    p.add_argument("--max-queries", type=int, default=None, help="a seeded sample of N query spectra")
+    p.add_argument("--library-cache", default="runs/library", help="structure library index and cache")
+    p.add_argument("--out", default=None, help="JSON report (default formula-retrieval.json)")
+    p.set_defaults(func=_evaluate_formula)
+
     p = sub.add_parser("oracle", help="train and save the MNIST-Split ResNet-18 oracle")
     p.add_argument("--data", default=None, help="mnist.npz or a folder holding it (default MSVAE_DATA_DIR)")
     p.add_argument("--out", default="data/oracles", help="folder for mnist_resnet18.pt and its .json record")
@@ -192,3 +202,10 @@ def _oracle(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(json.dumps(record, indent=2))
     return 0
+
+
+def _evaluate_formula(args: argparse.Namespace) -> int:
+    from training.spectra.formula_eval import run_evaluate_formula
+
+    args.data = _data_dir(args.data)
+    return run_evaluate_formula(args)

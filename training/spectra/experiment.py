@@ -50,7 +50,7 @@ from training.spectra.data import (
     read_unpaired_spectra,
     semi_supervised_data,
 )
-from training.spectra.dataset import write_split
+from training.spectra.dataset import read_split, write_split
 from training.spectra.evaluate import (
     DEFAULT_PROTOCOLS,
     bootstrap_top_k,
@@ -170,6 +170,7 @@ def train_one(
     unpaired_mgf: Sequence[str | Path] = (),
     fingerprint_spec: str = DEFAULT_FINGERPRINT_SPEC,
     binning: BinningSpec | dict[str, Any] | None = None,
+    split_file: str | Path | None = None,
     model_dir: str | Path | None = None,
     model_name_in_card: str | None = None,
     weights_dtype: str = "float16",
@@ -192,6 +193,8 @@ def train_one(
         max_train, max_valid, max_test: a seeded random sample of N training spectra to train on, of N validation
             spectra to evaluate each epoch, of N test spectra to evaluate at the end (default: all of each).
         unpaired_mgf: MGF files of unidentified spectra added to the unpaired spectra.
+        split_file: a split written by :func:`~training.spectra.dataset.write_split` to use instead of the default
+            one (e.g. the CASMI 2016 hold-out of :mod:`training.spectra.casmi2016`).
         model_dir: also write the best model directory there (e.g. ``models/default``), with its card.
         command: the command line that ran this, recorded in the result and the card.
         bit_rates: keep only the fingerprint bits firing in (min, max) of the training structures (e.g.
@@ -218,6 +221,8 @@ def train_one(
 
     if data is None:
         data = load_data(data_dir, binning, fingerprint_spec, bit_rates, max_spectra)
+    if split_file is not None:
+        data = replace(data, split=read_split(split_file, data.records))
     binning = data.binning
     data = replace(data, split=replace(data.split, train=_sample(data.split.train, max_train, seed)))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -303,6 +308,7 @@ def train_one(
         "max_train": max_train,
         "max_valid": max_valid,
         "max_test": max_test,
+        "split_file": None if split_file is None else str(split_file),
         "bit_rates": list(bit_rates) if bit_rates else None,
         "library_molecules": library_molecules,
         "patience": patience,
@@ -411,7 +417,9 @@ def model_card(record: dict[str, Any]) -> dict[str, Any]:
             "rejected": {"invalid_smiles": data["rejected"], "not_featurizable": data["not_featurizable"]},
         },
         "split": {
-            "method": "by first InChIKey block, sha256-ordered, 80/10/10 of structures, seed 0",
+            "method": "by first InChIKey block, sha256-ordered, 80/10/10 of structures, seed 0"
+            if record.get("split_file") is None
+            else f"by first InChIKey block, read from {record['split_file']}",
             "counts": data["split"],
         },
         "supervision": {"level": record["supervision"], **data["semi_supervision"]},
