@@ -49,24 +49,23 @@ def save(name: str, figures: dict[str, Any]) -> Path:
     return path
 
 
-def best_of(fn, repeats: int) -> float:
-    """The fastest of ``repeats`` timed calls (seconds), after one warm-up call; the least disturbed by other load."""
+def _timings(fn, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` timed calls of ``fn``, after one untimed warm-up call."""
     fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
+
+
+def best_of(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` timed calls (seconds), after one warm-up call; the least disturbed by other load."""
+    return min(_timings(fn, repeats))
 
 
 def median_of(fn, repeats: int) -> float:
     """The median of ``repeats`` timed calls (seconds), after one warm-up call: on a shared machine the typical
     time, where ``best_of`` gives the least disturbed one."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(statistics.median(times))
+    return float(statistics.median(_timings(fn, repeats)))
