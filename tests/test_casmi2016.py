@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from models.featurize.mgf import read_spectra
 from training.spectra.casmi2016 import CASMI2016_PREFIX, casmi_holdout_split
 from training.spectra.dataset import split_by_structure
@@ -21,6 +23,7 @@ def test_holdout_moves_structures_into_test():
     assert set(split.blocks["train"]) < set(base.blocks["train"])  # nothing new enters training
 
 
+@pytest.mark.full_data  # the CASMI 2016 records are not in the repository's MassBank sample
 def test_holdout_on_the_real_massbank_casmi_records(shared_data):
     # the file's INCHIKEY headers stand in for the RDKit keys here (reading them costs seconds, RDKit minutes)
     spectra = [s for s in read_spectra(shared_data / "massbank" / "massbank-pos-ms2.mgf.gz") if s.inchikey]

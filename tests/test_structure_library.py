@@ -15,6 +15,8 @@ from rdkit.Chem import Descriptors, rdMolDescriptors
 from models.featurize.fingerprints import fingerprint_bits, pack_bits
 from training.spectra.library import MOSES_SOURCES, StructureLibrary, smiles_of_source
 
+pytestmark = pytest.mark.full_data  # MOSES molecules (../shared/data/molecules)
+
 SPEC = "morgan2-256+maccs"
 # two records of one structure (stereo written differently), one other structure, one record without SMILES
 MGF = """BEGIN IONS
