@@ -143,6 +143,17 @@ RESULTS_JS = """JSON.stringify({
 })"""
 
 
+def _api_answer_then_open_page(browser: Chromium, url: str, query: Path) -> dict[str, Any]:
+    """The API's answer to ``query`` (what the page must show), then the page loaded with the service's status."""
+    expected = httpx.post(
+        f"{url}/v1/annotate", params={"top_k": TOP_K}, files={"file": ("q.mgf", query.read_bytes())}
+    ).json()
+    browser.send("Page.navigate", {"url": f"{url}/"})
+    browser.wait_for("document.readyState === 'complete' && document.getElementById('service').textContent"
+                     ".includes('molecules')")  # fmt: skip
+    return expected
+
+
 def _upload(browser: Chromium, path: Path) -> dict[str, Any]:
     """Choose ``path`` in the page's file input, press Annotate, wait for the answer and its drawings."""
     document = browser.send("DOM.getDocument")["root"]["nodeId"]
@@ -170,13 +181,7 @@ def test_the_page_uploads_the_example_mgf_and_shows_spectra_and_structures(brows
             httpx.post(
                 f"{server.url}/v1/candidates", files={"file": (table.name, table.read_bytes())}
             ).raise_for_status()
-        expected = httpx.post(
-            f"{server.url}/v1/annotate", params={"top_k": TOP_K}, files={"file": ("q.mgf", query.read_bytes())}
-        ).json()
-
-        browser.send("Page.navigate", {"url": f"{server.url}/"})
-        browser.wait_for("document.readyState === 'complete' && document.getElementById('service').textContent"
-                         ".includes('molecules')")  # fmt: skip
+        expected = _api_answer_then_open_page(browser, server.url, query)
         shown = _upload(browser, query)
         shot = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
 
@@ -217,12 +222,7 @@ def test_a_fresh_service_answers_the_example_in_one_click_and_reads_mzml(browser
                      DEFAULT_CANDIDATES="true")  # fmt: skip
     with live_server(env, tmp_path) as server:
         assert (EXAMPLES / "query.mgf").read_bytes() == httpx.get(f"{server.url}/static/example.mgf").content
-        expected = httpx.post(
-            f"{server.url}/v1/annotate", params={"top_k": TOP_K}, files={"file": ("q.mgf", query.read_bytes())}
-        ).json()
-        browser.send("Page.navigate", {"url": f"{server.url}/"})
-        browser.wait_for("document.readyState === 'complete' && document.getElementById('service').textContent"
-                         ".includes('molecules')")  # fmt: skip
+        expected = _api_answer_then_open_page(browser, server.url, query)
         service = browser.evaluate("document.getElementById('service').textContent")
         example = _press(browser, "example")
         from_mzml = _upload(browser, run)
