@@ -78,6 +78,10 @@ def test_reproduce_2x2_writes_report_and_resumes(shared_data, oracle_path, tmp_p
     assert "## Learning curves: validation `both` after each epoch" in md
     first = report["results"][0]["valid_history"][0]["metrics"]["both"]
     assert f"| svae | 1 | {first:.3f} |" in md
+    # the KL terms of the training loss, epoch by epoch: SVAE's joint posterior among them
+    kl = report["results"][0]["valid_history"][0]["kl"]
+    assert "paired/kl" in kl and kl["paired/kl"] > 0
+    assert "## KL terms of the training loss" in md and f"| svae | 1 | paired/kl | {kl['paired/kl']:.2f} |" in md
 
     png = out / "mnist-split.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

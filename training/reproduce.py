@@ -56,7 +56,8 @@ def stored_result(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None
 
 def valid_history(path: Path) -> list[dict[str, Any]]:
     """The run's validation metrics after each epoch, from the trainer's ``path/metrics.jsonl``: a list of
-    ``{"epoch", "steps" (optimisation steps so far), "metrics"}`` (empty when the file is missing)."""
+    ``{"epoch", "steps" (optimisation steps so far), "metrics", "kl"}`` (empty when the file is missing); ``kl``
+    holds the epoch's mean of every KL term of the training loss (the terms named ``.../kl``), in nats."""
     file = path / "metrics.jsonl"
     if not file.exists():
         return []
@@ -64,7 +65,8 @@ def valid_history(path: Path) -> list[dict[str, Any]]:
     for line in file.read_text().splitlines():
         row = json.loads(line)
         steps += row.get("steps", 0)
-        history.append({"epoch": row["epoch"], "steps": steps, "metrics": row.get("metrics", {})})
+        kl = {k: v for k, v in row.get("loss", {}).items() if k.split("/")[-1] == "kl"}
+        history.append({"epoch": row["epoch"], "steps": steps, "metrics": row.get("metrics", {}), "kl": kl})
     return history
 
 
@@ -266,6 +268,7 @@ def markdown_report(report: dict[str, Any], plot_name: str | None, notes: str | 
         lines.append(f"| {r['model']} | {r['supervision']:g} | {cells} | {r['best_epoch']} | {r['wall_time_s']:.0f} |")
 
     lines += learning_curve_table(results, keys[0] if keys else None)
+    lines += kl_table(results)
 
     paper = report["paper"]
     if paper:
@@ -310,6 +313,28 @@ def learning_curve_table(results: Sequence[dict[str, Any]], key: str | None) -> 
     lines += ["", "Optimisation steps per epoch, by supervision level: "
               + ", ".join(f"{level}: {n}" for level, n in steps.items()) + "."]  # fmt: skip
     return lines
+
+
+def kl_table(results: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown lines: every KL term of each run's training loss, epoch by epoch (the epoch's mean, nats), so a
+    reader sees whether a posterior collapsed (a KL term at 0) or stayed informative; no lines without KL terms."""
+    runs = [r for r in results if any(h.get("kl") for h in r.get("valid_history") or [])]
+    if not runs:
+        return []
+    epochs = max(len(r["valid_history"]) for r in runs)
+    lines = ["", "## KL terms of the training loss, mean over each epoch (nats)", "",
+             "| model | supervision | term | " + " | ".join(str(e + 1) for e in range(epochs)) + " |",
+             "|---|---:|---|" + "---:|" * epochs]  # fmt: skip
+    for r in runs:
+        history = r["valid_history"]
+        for term in dict.fromkeys(k for h in history for k in h.get("kl", {})):
+            cells = [_fmt_kl(h.get("kl", {}).get(term)) for h in history] + [""] * (epochs - len(history))
+            lines.append(f"| {r['model']} | {r['supervision']:g} | {term} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _fmt_kl(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def ordering_checks(report: dict[str, Any]) -> list[str]:

@@ -135,7 +135,7 @@ def random_reports(data: SpectraData, rows: np.ndarray) -> dict[str, dict[str, A
     }
 
 
-def _sample(rows: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+def sample_rows(rows: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     """A seeded random sample of ``n`` of ``rows``, sorted (all of them when ``n`` is None or not smaller): the file
     groups records by contributor, so its first rows are no fair sample."""
     if n is None or n >= len(rows):
@@ -224,7 +224,7 @@ def train_one(
     if split_file is not None:
         data = replace(data, split=read_split(split_file, data.records))
     binning = data.binning
-    data = replace(data, split=replace(data.split, train=_sample(data.split.train, max_train, seed)))
+    data = replace(data, split=replace(data.split, train=sample_rows(data.split.train, max_train, seed)))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_split(data.split, out_dir / "split.json", source=str(MASSBANK_FILE))
     extra = read_unpaired_spectra(unpaired_mgf, binning) if unpaired_mgf else None
@@ -246,7 +246,7 @@ def train_one(
         model_name, binning=binning, fingerprint_spec=data.fingerprint_spec, latent_dim=latent_dim,
         name=model_name_in_card or f"{model_name}-s{supervision:g}", device=device, **sizes,
     )  # fmt: skip
-    valid_rows = _sample(data.split.val, max_valid, seed)
+    valid_rows = sample_rows(data.split.val, max_valid, seed)
 
     def evaluate(_: torch.nn.Module) -> dict[str, float]:
         return flat_metrics(evaluate_rows(model, data, valid_rows)[0])
@@ -259,7 +259,7 @@ def train_one(
     t0 = time.perf_counter()
     load_weights(model.model, result.best_path)
     model.model.eval()
-    test_rows = _sample(data.split.test, max_test, seed)
+    test_rows = sample_rows(data.split.test, max_test, seed)
     test_reports = pool_retrieval(
         model.predict_features(data.features[test_rows]), data.structure[test_rows], data.query_mass[test_rows],
         data.structures, DEFAULT_PROTOCOLS, with_ranks=True,
@@ -359,7 +359,7 @@ def library_search_run(
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    test_rows = _sample(data.split.test, max_test, seed)
+    test_rows = sample_rows(data.split.test, max_test, seed)
     reports = pool_retrieval(
         _library_probs(data, supervision, seed, test_rows), data.structure[test_rows], data.query_mass[test_rows],
         data.structures, DEFAULT_PROTOCOLS, with_ranks=True,
