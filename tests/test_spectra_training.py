@@ -19,7 +19,7 @@ from training.spectra.baseline import random_ranking_report
 from training.spectra.data import MASSBANK_FILE, load_spectra_data, semi_supervised_data
 from training.spectra.evaluate import Protocol, candidate_rows, pool_retrieval
 from training.spectra.experiment import train_one
-from training.spectra.report import build_report, write_report
+from training.spectra.report import add_runs, build_report, write_report
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +125,11 @@ def test_train_one_tiny_run(shared_data, tmp_path):
     assert report["results"][0]["metrics"] == record["metrics"] and report["epochs"] == [1]
     text = paths["markdown"].read_text()
     assert text.count("| svae | 0.5 | 0 |") == 2 and text.count("| random |") == 2 and "`the command`" in text
+    # a later run joins the report (its folder beside the old ones is not needed); the same run again replaces it
+    later = {**record, "label": "svae-wide", "seed": 1}
+    grown = add_runs(add_runs(report, [later], "add 1"), [later], "add 2")
+    assert [(r["label"], r["seed"]) for r in grown["results"]] == [("svae", 0), ("svae-wide", 1)]
+    assert grown["added_by"] == ["add 1", "add 2"] and grown["command"] == "the command"
 
 
 def _first_spectra(source, target, n: int) -> None:

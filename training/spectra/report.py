@@ -54,38 +54,40 @@ def build_report(records: list[dict[str, Any]], command: str, machine: str) -> d
         "selection": (first["select_metric"] + f" (a seeded sample of {first['n_valid']} validation spectra)")
         if trained
         else None,
-        "results": [
-            {
-                "model": r["model"],
-                "label": r.get("label", r["model"]),
-                "supervision": r["supervision"],
-                "seed": r.get("seed", 0),
-                "metrics": r["metrics"],
-                "spread": r.get("spread"),
-                "mixed": r.get("mixed"),
-                "test": r["test"],
-                "best_epoch": r["best_epoch"],
-                "epochs": r["epochs"],
-                "stopped_at_epoch": r.get("stopped_at_epoch"),
-                "network": r["network"],
-                "num_parameters": r["num_parameters"],
-                "semi_supervision": r["data"].get("semi_supervision"),
-                "fingerprint_spec": r["data"]["fingerprint_spec"],
-                "binning": r["data"]["binning"],
-                "library_molecules": r.get("library_molecules", 0),
-                "lr": r.get("lr"),
-                "command": r.get("command"),
-                "train_time_s": r["train_time_s"],
-                "wall_time_s": r["wall_time_s"],
-            }
-            for r in records
-        ],
+        "results": [result_row(r) for r in records],
         "total_run_wall_time_s": round(sum(r["wall_time_s"] for r in records), 1),
         "random": first["random"],
         "n_test": first["n_test"],
         "paper": [],
         "paper_note": "The paper reports no numbers for this experiment: Figure 11 plots top-k counts on 112 CASMI "
         "2017 spectra (SVAE above VAEVAE); CASMI 2017 data are not available here.",
+    }
+
+
+def result_row(r: dict[str, Any]) -> dict[str, Any]:
+    """One run's row of ``spectra.json``'s ``results`` from its ``result.json`` record (see :func:`read_study`)."""
+    return {
+        "model": r["model"],
+        "label": r.get("label", r["model"]),
+        "supervision": r["supervision"],
+        "seed": r.get("seed", 0),
+        "metrics": r["metrics"],
+        "spread": r.get("spread"),
+        "mixed": r.get("mixed"),
+        "test": r["test"],
+        "best_epoch": r["best_epoch"],
+        "epochs": r["epochs"],
+        "stopped_at_epoch": r.get("stopped_at_epoch"),
+        "network": r["network"],
+        "num_parameters": r["num_parameters"],
+        "semi_supervision": r["data"].get("semi_supervision"),
+        "fingerprint_spec": r["data"]["fingerprint_spec"],
+        "binning": r["data"]["binning"],
+        "library_molecules": r.get("library_molecules", 0),
+        "lr": r.get("lr"),
+        "command": r.get("command"),
+        "train_time_s": r["train_time_s"],
+        "wall_time_s": r["wall_time_s"],
     }
 
 
@@ -135,6 +137,7 @@ def markdown_report(report: dict[str, Any], notes: str | None = None) -> str:
         "# Spectra -> fingerprints: retrieval on held-out MassBank structures",
         "",
         f"Command: `{report['command']}`  ",
+        *(f"Runs added by: `{c}`  " for c in report.get("added_by", [])),
         f"Machine: {report['machine']}  ",
         f"Epochs: at most {', '.join(map(str, report['epochs']))}; best epoch by {report['selection']}.  ",
         f"Data: `{report['data']['file']}` (sha256 {report['data']['sha256'][:12]}...), "
@@ -196,6 +199,22 @@ def read_study(runs_dir: str | Path) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: (r["model"] != "library-search", r["label"], -r["supervision"]))
 
 
+def add_runs(report: dict[str, Any], records: list[dict[str, Any]], command: str) -> dict[str, Any]:
+    """``report`` with the runs ``records`` added (a run of the same label, supervision and seed is replaced) and
+    ``command`` listed under ``added_by``: new study runs join a report whose older run folders are gone."""
+    rows = {(r["label"], r["supervision"], r.get("seed", 0)): r for r in report["results"]}
+    for record in records:
+        row = result_row(record)
+        rows[row["label"], row["supervision"], row["seed"]] = row
+    results = sorted(rows.values(), key=lambda r: (r["model"] != "library-search", r["label"], -r["supervision"]))
+    return {
+        **report,
+        "results": results,
+        "total_run_wall_time_s": round(sum(r["wall_time_s"] for r in results), 1),
+        "added_by": [*report.get("added_by", []), command],
+    }
+
+
 def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
     """Write ``spectra.json`` and ``spectra.md`` into ``out_dir`` (with ``spectra.notes.md`` there, when present,
     appended to the Markdown)."""
@@ -218,8 +237,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="reports")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--study", help="report the study runs in this folder instead (training.spectra.study)")
+    parser.add_argument("--add-study", help="add the study runs in this folder to the report already in --out")
     args = parser.parse_args(argv)
     command = "python -m training.spectra.report " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.add_study:
+        report = json.loads((Path(args.out) / "spectra.json").read_text())
+        report = add_runs(report, read_study(args.add_study), command.strip())
+        for kind, path in write_report(report, args.out).items():
+            print(f"wrote {kind}: {path}")
+        return
     if args.study:
         report = build_report(read_study(args.study), command.strip(), machine_description(args.device, 1))
         for kind, path in write_report(report, args.out).items():
