@@ -201,7 +201,7 @@ def read_study(runs_dir: str | Path) -> list[dict[str, Any]]:
 
 def add_runs(report: dict[str, Any], records: list[dict[str, Any]], command: str) -> dict[str, Any]:
     """``report`` with the runs ``records`` added (a run of the same label, supervision and seed is replaced) and
-    ``command`` listed under ``added_by``: new study runs join a report whose older run folders are gone."""
+    ``command`` listed under ``added_by`` (once): new study runs join a report whose older run folders are gone."""
     rows = {(r["label"], r["supervision"], r.get("seed", 0)): r for r in report["results"]}
     for record in records:
         row = result_row(record)
@@ -211,7 +211,7 @@ def add_runs(report: dict[str, Any], records: list[dict[str, Any]], command: str
         **report,
         "results": results,
         "total_run_wall_time_s": round(sum(r["wall_time_s"] for r in results), 1),
-        "added_by": [*report.get("added_by", []), command],
+        "added_by": list(dict.fromkeys([*report.get("added_by", []), command])),
     }
 
 
