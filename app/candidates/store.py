@@ -137,18 +137,21 @@ class CandidateStore:
         """See :meth:`CandidateMatrix.by_formula` (on the current snapshot)."""
         return self.matrix.by_formula(formula)
 
-    def refresh(self, session: Session) -> int:
+    def refresh(self, session: Session, recount: bool = True) -> int:
         """Load the candidates added since the last refresh; returns the change in the number of candidates.
 
         When the database holds a different number of rows than the store afterwards (rows deleted, or
-        committed out of id order by concurrent imports) everything is reloaded.
+        committed out of id order by concurrent imports) everything is reloaded. Counting the rows is a scan of
+        the table or an index (0.1 s for 1.9M rows on PostgreSQL, 0.02 s on SQLite), so a frequent poll passes
+        ``recount=False``: the rows are then counted only when new ones were read, and a deletion or a late
+        commit of lower ids waits for the next refresh that counts.
         """
         with self._lock:
             old = self.matrix
             last_id = int(old.ids.max()) if len(old) else 0
             new = self._read(session, last_id)
             merged = old if not len(new) else new if not len(old) else _merge(old, new)
-            if session.scalar(select(func.count()).select_from(Candidate)) != len(merged):
+            if (recount or len(new)) and session.scalar(select(func.count()).select_from(Candidate)) != len(merged):
                 merged = self._read(session, 0)
             self.matrix = merged
             return len(merged) - len(old)
