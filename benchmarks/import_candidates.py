@@ -7,7 +7,7 @@ timed file by file, with molecules/s and the database's size on disk.
 Runs the real command (``python3 -m app.cli candidates import FILE``, one process pool per file) against the
 given database. With ``--time-limit`` the import is interrupted (SIGTERM) once that many seconds have passed and
 the figures are those of the part done; running the same command again resumes it (the first file's row says
-from which record). Writes benchmarks/results/import_candidates-<sqlite|postgresql>.json.
+from which record). Writes benchmarks/results/import_candidates-<sqlite|postgresql>[<--result-suffix>].json.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--files", nargs="+", default=FILES, help="paths under --shared-data")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds, then the import is interrupted")
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name (repeated runs)")
     args = parser.parse_args()
     env = {**os.environ, "MSVAE_DATABASE_URL": args.database_url, "PYTHONPATH": str(ROOT)}
     upgrade_database(args.database_url)  # a new database: counted from 0 (the command would migrate it too)
@@ -127,7 +128,7 @@ def main() -> None:
     size = database_size(args.database_url)
     print(f"{records:,} records in {total / 60:.1f} min ({records / total:,.0f}/s); {size / 1e9:.2f} GB on disk")
     save(
-        f"import_candidates-{dialect}",
+        f"import_candidates-{dialect}{args.result_suffix}",
         {
             "database": dialect,
             "workers": args.workers,
