@@ -90,10 +90,11 @@ class Service:
             return self.model
         raise ModelNotServed(f"model {name!r} is not served here; this server serves {self.model.name!r}")
 
-    def refresh_candidates(self) -> int:
-        """Load molecules imported since the last refresh (by any process) into the in-memory store."""
+    def refresh_candidates(self, recount: bool = True) -> int:
+        """Load molecules imported since the last refresh (by any process) into the in-memory store (``recount``:
+        see :meth:`CandidateStore.refresh`)."""
         with self.database.session() as session:
-            return self.store.refresh(session)
+            return self.store.refresh(session, recount)
 
     def annotate(
         self,

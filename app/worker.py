@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -43,6 +44,12 @@ class WorkerSettings(BaseSettings):
     )
     claim_seconds: float = Field(
         default=60.0, gt=0, description="lease of a claim: spectra claimed longer ago by a worker are free again"
+    )
+    recount_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="an idle worker picks up new candidates at every poll, and counts the candidate table (to see "
+        "deleted rows) at most this often",
     )
 
 
@@ -91,6 +98,7 @@ class JobWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="msvae-job-worker", daemon=True)
+        self._next_recount = 0.0  # time.monotonic() of the next candidate refresh that counts the table
 
     def start(self) -> None:
         self._thread.start()
@@ -111,12 +119,21 @@ class JobWorker:
             try:
                 worked = self.run_once()
                 if not worked:
-                    self.service.refresh_candidates()  # molecules imported by other processes
+                    self._refresh_candidates()
             except Exception:  # a database outage must not end the thread; the job stays resumable
                 log.exception("job worker error; retrying in %.1f s", self.poll_seconds)
             if not worked:
                 self._wake.wait(self.poll_seconds)
                 self._wake.clear()
+
+    def _refresh_candidates(self) -> None:
+        """Molecules imported by other processes; the table is counted (a scan: 0.1 s a poll at 1.9M rows on
+        PostgreSQL) only every ``recount_seconds``."""
+        now = time.monotonic()
+        recount = now >= self._next_recount
+        if recount:
+            self._next_recount = now + self.settings.recount_seconds
+        self.service.refresh_candidates(recount=recount)
 
     def run_once(self) -> bool:
         """Work on the open jobs (each until nothing of it is left to claim, or the worker is stopped); False when

@@ -7,7 +7,7 @@ timed file by file, with molecules/s and the database's size on disk.
 Runs the real command (``python3 -m app.cli candidates import FILE``, one process pool per file) against the
 given database. With ``--time-limit`` the import is interrupted (SIGTERM) once that many seconds have passed and
 the figures are those of the part done; running the same command again resumes it (the first file's row says
-from which record). Writes benchmarks/results/import_candidates-<sqlite|postgresql>.json.
+from which record). Writes benchmarks/results/import_candidates-<sqlite|postgresql>[<--result-suffix>].json.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import argparse
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.db import make_engine  # noqa: E402
+from app.db.migrate import upgrade_database  # noqa: E402
 
 FILES = ["molecules/moses/train.csv.gz", "molecules/moses/test.csv.gz", "molecules/moses/test_scaffolds.csv.gz",
          "massbank/massbank-pos-ms2.mgf.gz"]  # fmt: skip
@@ -55,6 +58,25 @@ def count_candidates(url: str) -> int:
         engine.dispose()
 
 
+class LoadSampler(threading.Thread):
+    """The 1-minute load average every ``seconds`` while the import runs (how busy the 2 cores were)."""
+
+    def __init__(self, seconds: float = 15.0) -> None:
+        super().__init__(daemon=True)
+        self.seconds = seconds
+        self.samples: list[float] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.seconds):
+            self.samples.append(round(os.getloadavg()[0], 2))
+
+    def summary(self) -> dict:
+        self.done.set()
+        values = self.samples or [round(os.getloadavg()[0], 2)]
+        return {"every_s": self.seconds, "median": statistics.median(values), "max": max(values), "samples": values}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", required=True)
@@ -62,9 +84,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--files", nargs="+", default=FILES, help="paths under --shared-data")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds, then the import is interrupted")
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name (repeated runs)")
     args = parser.parse_args()
     env = {**os.environ, "MSVAE_DATABASE_URL": args.database_url, "PYTHONPATH": str(ROOT)}
+    upgrade_database(args.database_url)  # a new database: counted from 0 (the command would migrate it too)
     rows = []
+    load_before = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    sampler = LoadSampler()
+    sampler.start()
     total_start = time.perf_counter()
     for name in args.files:
         before = count_candidates(args.database_url)
@@ -100,7 +128,7 @@ def main() -> None:
     size = database_size(args.database_url)
     print(f"{records:,} records in {total / 60:.1f} min ({records / total:,.0f}/s); {size / 1e9:.2f} GB on disk")
     save(
-        f"import_candidates-{dialect}",
+        f"import_candidates-{dialect}{args.result_suffix}",
         {
             "database": dialect,
             "workers": args.workers,
@@ -112,6 +140,9 @@ def main() -> None:
             "database_bytes": size,
             "time_limit_s": args.time_limit,
             "complete": all(r["exit_status"] == 0 for r in rows) and len(rows) == len(args.files),
+            "started": started,
+            "load_average_before": load_before,
+            "load_average_1min_during": sampler.summary(),
             "load_average_at_end": os.getloadavg(),
             "note": "2 CPU cores shared with other engineers' jobs: the load average says how busy the machine was",
         },

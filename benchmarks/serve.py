@@ -38,6 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the project, and the tests' l
 from live_server import LiveServer  # noqa: E402
 
 from app.api.annotate import parse_json_spectra, parse_mgf  # noqa: E402
+from app.candidates.default import served_fingerprint_spec  # noqa: E402
 from app.candidates.importer import import_candidates  # noqa: E402
 from app.db import Database  # noqa: E402
 from app.db.migrate import upgrade_database  # noqa: E402
@@ -282,9 +283,12 @@ def main() -> None:
         upgrade_database(url)
         database = Database(url)
         t0 = time.perf_counter()
+        # with the served model's fingerprint, as `msvae candidates import` stores them (another spec would have
+        # the server recompute every fingerprint from SMILES when it starts)
+        spec = served_fingerprint_spec(Settings(database_url=url, model=args.model, data_dir=folder))
         with database.session() as session:
             report = import_candidates(session, Path(args.shared_data) / "massbank" / "massbank-pos-ms2.mgf.gz",
-                                       workers=os.cpu_count() or 1)  # fmt: skip
+                                       spec=spec, workers=os.cpu_count() or 1)  # fmt: skip
         database.dispose()
         print(f"MassBank structures: {report.added} in {time.perf_counter() - t0:.0f} s", flush=True)
         setups = {"massbank": url, "big": args.big_database_url}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,12 @@ import sqlalchemy as sa
 from databases import database_url_fixture, migrated_database
 from rdkit import Chem
 
-from app.candidates.importer import import_candidates
-from app.candidates.readers import CandidateFileError, guess_format
+from app.candidates import importer
+from app.candidates.featurize import featurize_chunk
+from app.candidates.importer import import_candidates, tune_for_bulk_import
+from app.candidates.readers import CandidateFileError, Entry, guess_format
 from app.db import Candidate, CandidateImport, Database
-from models.featurize.fingerprints import molecule_from_smiles, unpack_bits
+from models.featurize.fingerprints import InvalidMoleculeError, molecule_from_smiles, pack_bits, unpack_bits
 
 db_url = database_url_fixture()
 
@@ -288,3 +291,87 @@ def test_pool_and_single_process_store_the_same_rows(db_url: str, shared_data: P
                 import_candidates(session, path, batch_size=25, workers=workers)
             tables.append(_table(database))
     assert len(tables[0]) == 89 and tables[0] == tables[1]
+
+
+# Real structures with what the identity code must get right: charges (mass with the electrons added back),
+# salts, stereo, isotopes; then a duplicate written another way, a molecule InChI cannot represent, a bad SMILES.
+FEATURIZE_CASES = [
+    "CN1C=NC2=C1C(=O)N(C)C(=O)N2C", "C[N+](C)(C)C", "[Na+].[Cl-]", "C[C@H](N)C(=O)O", "[13CH3]O",
+    "OC(=O)c1ccccc1O", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "[*]C", "C1CC", "CC(=O)[O-]",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", ["morgan2-2048+maccs", "maccs@keep:0014d3eeeff7fffff7fffffffffffffffffffffffc"])
+def test_featurize_chunk_is_molecule_from_smiles_per_molecule(spec: str) -> None:
+    """The chunk's fingerprints are made in one call; each row is still exactly what ``molecule_from_smiles``
+    gives for that record (identity and packed bits), and a record it refuses is rejected with its message."""
+    entries = [Entry(line, smiles=s, name=f"m{line}") for line, s in enumerate(FEATURIZE_CASES, start=1)]
+    out = featurize_chunk(entries, spec)
+    expected, reasons = [], {}
+    for entry in entries:
+        try:
+            expected.append((entry, molecule_from_smiles(entry.smiles, spec)))
+        except InvalidMoleculeError as exc:
+            reasons[entry.line] = str(exc)
+    kept = [(e, m) for i, (e, m) in enumerate(expected) if m.inchikey not in {x.inchikey for _, x in expected[:i]}]
+    assert len(kept) == len(expected) - 1 and out.duplicate == 1  # caffeine twice
+    assert {r.line: r.reason for r in out.rejected} == reasons and set(reasons) == {8, 9}
+    assert out.inchikeys == [m.inchikey for _, m in kept]
+    assert out.smiles == [m.smiles for _, m in kept]
+    assert out.formulas == [m.formula for _, m in kept]
+    assert out.masses == [float(m.monoisotopic_mass) for _, m in kept]
+    assert out.names == [e.name for e, _ in kept]
+    assert out.fingerprints == [pack_bits(m.bits).tobytes() for _, m in kept]
+
+
+def test_chunks_cut_into_pieces_commit_and_resume_by_chunk(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces that do not divide the chunks: progress and checkpoints still come at chunk ends only, a molecule
+    repeated in another piece of the same chunk is a duplicate, and an import stopped after a chunk resumes there
+    and ends as the uninterrupted one."""
+    monkeypatch.setattr(importer, "PIECE_SIZE", 3)
+    smiles = ["C" * n for n in range(1, 17)] + ["CC"]  # alkanes; ethane again, in the chunk's last piece
+    data = "\n".join(smiles) + "\n"
+    seen: list[int] = []
+    with db.session() as session:
+        whole = import_candidates(session, data, batch_size=7, on_progress=lambda done, _: seen.append(done))
+    assert seen == [7, 14, 17] and (whole.added, whole.duplicate) == (16, 1)
+    expected = _table(db)
+    with db.session() as session:
+        session.execute(sa.delete(Candidate))
+
+    def stop_after_one(done: int, report) -> None:
+        raise _Interrupted
+
+    with pytest.raises(_Interrupted), db.session() as session:
+        import_candidates(session, data, batch_size=7, on_progress=stop_after_one)
+    with db.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Candidate)) == 7
+        resumed = import_candidates(session, data, batch_size=7)
+    assert (resumed.resumed_from, resumed.added, resumed.duplicate) == (7, 9, 1)
+    assert _table(db) == expected
+
+
+def test_created_at_is_stored_as_the_orm_stores_it(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows inserted through the driver carry ``created_at`` as an ORM insert would (on SQLite: the same text,
+    microseconds included when they are zero), and read back timezone-aware."""
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    monkeypatch.setattr(importer, "utcnow", lambda: when)
+    with db.session() as session:
+        import_candidates(session, "CCO\n")
+        row = {"inchikey": "X" * 27, "inchikey_block": "X" * 14, "smiles": "C", "formula": "CH4",
+               "monoisotopic_mass": 16.0, "fingerprint_spec": "maccs", "fingerprint": b""}  # fmt: skip
+        session.add(Candidate(**row, created_at=when))
+    with db.session() as session:
+        stored = session.execute(sa.text("SELECT created_at FROM candidates ORDER BY id")).scalars().all()
+        assert stored[0] == stored[1]
+        assert session.scalar(sa.select(Candidate.created_at).where(Candidate.inchikey == ETHANOL_KEY)) == when
+
+
+def test_bulk_import_settings_apply_to_new_sqlite_connections(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'bulk.sqlite'}")
+    tune_for_bulk_import(database.engine)
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -262144
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"  # the engine's own, kept
+    database.dispose()

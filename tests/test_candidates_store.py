@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 from databases import database_url_fixture, migrated_database
 
+from app.candidates import store as store_module
 from app.candidates.importer import import_candidates
 from app.candidates.store import CandidateStore, candidates_in_mass_window, candidates_with_formula
 from app.db import Candidate, Database
+from app.worker import JobWorker, WorkerSettings
 from models.featurize.fingerprints import fingerprint_bits, parse_fingerprint_spec
 from models.featurize.mgf import Spectrum, read_spectra
 
@@ -130,3 +134,62 @@ def test_store_of_another_spec_recomputes_the_fingerprints(db: Database) -> None
     matrix = store.matrix
     assert len(matrix) == len(_table(db)) and matrix.bits.n_bits == 1024
     assert np.array_equal(matrix.bits.to_dense(), fingerprint_bits(list(matrix.smiles), spec))
+
+
+def test_loading_pauses_the_garbage_collector_and_gives_its_state_back(db: Database) -> None:
+    """The collector is paused while rows are read (its passes over millions of row tuples were a third of the
+    load time) and left as it was found: on after a load, still off when the caller had turned it off."""
+    seen: list[bool] = []
+    real_fetch = store_module._fetch
+
+    def fetch(*args, **kwargs):
+        seen.append(gc.isenabled())
+        yield from real_fetch(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store_module, "_fetch", fetch)
+        assert gc.isenabled()
+        with db.session() as session:
+            store = CandidateStore.load(session, "morgan2-2048+maccs")
+        assert len(store) and seen and not any(seen) and gc.isenabled()
+        gc.disable()
+        try:
+            with db.session() as session:
+                CandidateStore.load(session, "morgan2-2048+maccs")
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+
+
+def test_a_poll_without_recount_reads_new_rows_and_counts_only_then(db: Database, massbank_smiles: list[str]) -> None:
+    """``refresh(recount=False)`` (the idle job worker's poll) skips counting the table while nothing new came:
+    a deletion is seen by the next refresh that counts, or as soon as new rows are read."""
+    with db.session() as session:
+        store = CandidateStore.load(session, "morgan2-2048+maccs")
+    ids = sorted(_table(db))
+    with db.session() as session:
+        session.execute(sa.delete(Candidate).where(Candidate.id.in_(ids[:3])))
+    with db.session() as session:
+        assert store.refresh(session, recount=False) == 0
+        assert store.refresh(session) == -3
+        session.execute(sa.delete(Candidate).where(Candidate.id.in_(ids[3:5])))
+    with db.session() as session:
+        report = import_candidates(session, "\n".join(massbank_smiles))
+    with db.session() as session:
+        assert store.refresh(session, recount=False) == report.added - 2
+    assert sorted(store.matrix.ids.tolist()) == sorted(_table(db))
+
+
+def test_idle_worker_counts_the_candidate_table_every_recount_seconds() -> None:
+    def polls(recount_seconds: float) -> list[bool]:
+        calls: list[bool] = []
+        service = SimpleNamespace(
+            settings=SimpleNamespace(worker_poll_seconds=1.0), refresh_candidates=lambda recount: calls.append(recount)
+        )
+        worker = JobWorker(service, WorkerSettings(recount_seconds=recount_seconds))  # type: ignore[arg-type]
+        for _ in range(3):
+            worker._refresh_candidates()
+        return calls
+
+    assert polls(3600) == [True, False, False]
+    assert polls(0) == [True, True, True]

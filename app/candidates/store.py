@@ -8,10 +8,13 @@ the whole store uses all of them as set positions, made once on first use.
 
 Loading reads the table with the database driver's own cursor, in chunks (no ORM rows), and keeps the packed bytes
 as they are stored: converting millions of fingerprints at start would set how long the service takes to start.
+While it reads, Python's cyclic garbage collector is paused: the driver makes a tuple per row, and every few
+thousand of them the collector would walk all the tuples still alive (a third of the load time at 1.9M rows).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Iterator
@@ -134,24 +137,36 @@ class CandidateStore:
         """See :meth:`CandidateMatrix.by_formula` (on the current snapshot)."""
         return self.matrix.by_formula(formula)
 
-    def refresh(self, session: Session) -> int:
+    def refresh(self, session: Session, recount: bool = True) -> int:
         """Load the candidates added since the last refresh; returns the change in the number of candidates.
 
         When the database holds a different number of rows than the store afterwards (rows deleted, or
-        committed out of id order by concurrent imports) everything is reloaded.
+        committed out of id order by concurrent imports) everything is reloaded. Counting the rows is a scan of
+        the table or an index (0.1 s for 1.9M rows on PostgreSQL, 0.02 s on SQLite), so a frequent poll passes
+        ``recount=False``: the rows are then counted only when new ones were read, and a deletion or a late
+        commit of lower ids waits for the next refresh that counts.
         """
         with self._lock:
             old = self.matrix
             last_id = int(old.ids.max()) if len(old) else 0
             new = self._read(session, last_id)
-            merged = _merge(old, new) if len(new) else old
-            if session.scalar(select(func.count()).select_from(Candidate)) != len(merged):
+            merged = old if not len(new) else new if not len(old) else _merge(old, new)
+            if (recount or len(new)) and session.scalar(select(func.count()).select_from(Candidate)) != len(merged):
                 merged = self._read(session, 0)
             self.matrix = merged
             return len(merged) - len(old)
 
     def _read(self, session: Session, after_id: int) -> CandidateMatrix:
-        """The candidates with an id above ``after_id``, sorted by mass."""
+        """The candidates with an id above ``after_id``, sorted by mass (the garbage collector paused meanwhile)."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._read_rows(session, after_id)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _read_rows(self, session: Session, after_id: int) -> CandidateMatrix:
         interned: dict[str, str] = {}  # one object per distinct formula: ~10x fewer strings in memory
         chunks = [self._chunk(rows, True, interned) for rows in _fetch(session, after_id, self.spec.text, own=True)]
         others = [self._chunk(rows, False, interned) for rows in _fetch(session, after_id, self.spec.text, own=False)]
@@ -191,7 +206,7 @@ class CandidateStore:
             np.asarray(masses, dtype=np.float64),
             _strings(smiles),
             _strings(inchikeys),
-            _strings([interned.setdefault(f, f) for f in formulas]),
+            _strings(list(map(interned.setdefault, formulas, formulas))),
             packed,
         )
 

@@ -33,7 +33,7 @@ def run_import(file: str, source: str | None = None, workers: int | None = None,
     interruption resumes where the last run stopped. Returns the exit status: 0, 1 when the file cannot be read
     at all, 130 when interrupted (Ctrl-C, SIGINT, SIGTERM)."""
     from app.candidates.default import served_fingerprint_spec
-    from app.candidates.importer import ImportReport, import_candidates
+    from app.candidates.importer import ImportReport, import_candidates, tune_for_bulk_import
     from app.candidates.progress import ProgressBar
     from app.candidates.readers import CandidateFileError, count_records
     from app.db import Database
@@ -47,6 +47,7 @@ def run_import(file: str, source: str | None = None, workers: int | None = None,
         return 1
     upgrade_database(settings.database_url)
     database = Database(settings.database_url)
+    tune_for_bulk_import(database.engine)  # this engine only imports
     bar = None
     committed = [0]  # records of the file committed so far, for the message on an interruption
     # SIGTERM (kill, docker stop; SIGINT is ignored by jobs a shell starts in the background) stops the import as
