@@ -49,7 +49,7 @@ from training.spectra.study import BINNING, BIT_RATES, FINGERPRINT, MAX_VALID
 SCORES = ("ce", "bound", "conditional", "forward", "forward-cosine")
 MIX_WEIGHTS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 PROTOCOL = Protocol("nearest", n=256)
-ScoreFn = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
+ScoreFn = Callable[[int, np.ndarray], dict[str, np.ndarray]]
 
 
 @torch.no_grad()
@@ -82,7 +82,7 @@ def generated_spectra(model: MultimodalVAE, bits: torch.Tensor, batch: int = 409
 
 
 def make_scorer(model: SpectraModel, data: SpectraData) -> ScoreFn:
-    """``score(query_rows, candidate_rows) -> {name: scores}`` for one query (feature row) and its candidate
+    """``score(query_row, candidate_rows) -> {name: scores}`` for one query (its feature row) and its candidate
     structure rows, every score of :data:`SCORES` (lower is better)."""
     vae = model.model
     if not isinstance(vae, MultimodalVAE):
@@ -157,7 +157,7 @@ def evaluate(model_dir: Path, data_dir: str, seed: int, max_test: int | None, co
     return {
         "command": command,
         "model": str(model_dir),
-        "model_card_test_top1": model.card.get("metrics", {}).get("nearest256_top1_rate"),
+        "model_card_test_top1": model.card.get("test_metrics", {}).get("nearest256", {}).get("top1_rate"),
         "protocol": PROTOCOL.describe(),
         "n_valid": len(valid),
         "n_test": len(test),

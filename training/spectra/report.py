@@ -185,6 +185,11 @@ def _kept(spec_text: str) -> str:
     return f"{spec.n_bits} of {spec.full_bits} bits kept" if spec.keep else "every bit"
 
 
+def _row_order(r: dict[str, Any]) -> tuple[bool, str, float]:
+    """Library-search rows first, then by label, supervision descending."""
+    return r["model"] != "library-search", r["label"], -r["supervision"]
+
+
 def read_study(runs_dir: str | Path) -> list[dict[str, Any]]:
     """The ``result.json`` of every run folder under ``runs_dir`` (:mod:`training.spectra.study`), each labelled by
     its folder name without the ``-s<level>-seed<seed>`` tail; library-search runs first. The fingerprint
@@ -196,7 +201,7 @@ def read_study(runs_dir: str | Path) -> list[dict[str, Any]]:
         record = json.loads(path.read_text())
         record["label"] = re.sub(r"-s[0-9.]+-seed[0-9]+$", "", path.parent.name)
         records.append(record)
-    return sorted(records, key=lambda r: (r["model"] != "library-search", r["label"], -r["supervision"]))
+    return sorted(records, key=_row_order)
 
 
 def add_runs(report: dict[str, Any], records: list[dict[str, Any]], command: str) -> dict[str, Any]:
@@ -206,7 +211,7 @@ def add_runs(report: dict[str, Any], records: list[dict[str, Any]], command: str
     for record in records:
         row = result_row(record)
         rows[row["label"], row["supervision"], row["seed"]] = row
-    results = sorted(rows.values(), key=lambda r: (r["model"] != "library-search", r["label"], -r["supervision"]))
+    results = sorted(rows.values(), key=_row_order)
     return {
         **report,
         "results": results,
@@ -242,21 +247,20 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m training.spectra.report " + shlex.join(sys.argv[1:] if argv is None else argv)
     if args.add_study:
         report = json.loads((Path(args.out) / "spectra.json").read_text())
-        report = add_runs(report, read_study(args.add_study), command.strip())
-        for kind, path in write_report(report, args.out).items():
-            print(f"wrote {kind}: {path}")
+        _write(add_runs(report, read_study(args.add_study), command.strip()), args.out)
         return
     if args.study:
-        report = build_report(read_study(args.study), command.strip(), machine_description(args.device, 1))
-        for kind, path in write_report(report, args.out).items():
-            print(f"wrote {kind}: {path}")
+        _write(build_report(read_study(args.study), command.strip(), machine_description(args.device, 1)), args.out)
         return
     records = sweep(
         "spectra", args.models, args.levels, epochs=args.epochs, data_dir=args.data, runs_dir=args.runs,
         device=args.device, threads=1, max_valid=MAX_VALID,
     )  # fmt: skip
-    report = build_report(records, command.strip(), machine_description(args.device, 1))
-    for kind, path in write_report(report, args.out).items():
+    _write(build_report(records, command.strip(), machine_description(args.device, 1)), args.out)
+
+
+def _write(report: dict[str, Any], out: str) -> None:
+    for kind, path in write_report(report, out).items():
         print(f"wrote {kind}: {path}")
 
 
