@@ -16,6 +16,7 @@ import torch
 from models import MultimodalBatch
 from models.base import MultimodalVAE
 from models.gaussian import LOGVAR_MAX, kl_to_standard
+from training.trainer import adam
 
 
 @dataclass
@@ -57,7 +58,7 @@ def posterior_kl_run(
     n = train_images.shape[0]
     n_paired = max(1, int(round(supervision * n)))
     first_unpaired = 0 if unpaired == "all" else n_paired
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    optimiser = adam(model.parameters(), lr)
     trace = KLTrace([], [], [], {})
 
     def record(step: int) -> None:

@@ -40,6 +40,7 @@ from torch import nn
 
 from models.likelihoods import Bernoulli
 from models.networks.layers import mlp
+from models.networks.matmul_conv import MatmulConv2d, MatmulConvTranspose2d
 from models.spec import ModalitySpec
 
 IMAGE_ROWS = IMAGE_COLS = 28
@@ -88,7 +89,7 @@ def conv_features(rows: int) -> nn.Sequential:
         layers.append(nn.ZeroPad2d((0, 0, 0, MIN_ROWS - rows)))
     in_ch = 1
     for ch in CONV_CHANNELS:
-        layers += [nn.Conv2d(in_ch, ch, 4, 2, 1, bias=False), nn.ReLU()]
+        layers += [MatmulConv2d(in_ch, ch, 4, 2, 1, bias=False), nn.ReLU()]
         in_ch = ch
     return nn.Sequential(*layers, nn.Flatten())
 
@@ -106,7 +107,7 @@ def decoder(rows: int, latent_dim: int, decoder_first_fc: bool = True) -> nn.Seq
     kernels = list(zip(upconv_kernels(rows), upconv_kernels(IMAGE_COLS), strict=True))
     channels = [*UPCONV_CHANNELS, 1]
     for i, kernel in enumerate(kernels):
-        net.append(nn.ConvTranspose2d(channels[i], channels[i + 1], kernel, stride=2))
+        net.append(MatmulConvTranspose2d(channels[i], channels[i + 1], kernel, stride=2))
         if i < len(kernels) - 1:
             net.append(nn.ReLU())
     return net

@@ -1,0 +1,75 @@
+"""Forward + backward time of each MNIST-Split convolution layer: the library's kernel against the same layer as
+a matrix product (``models/networks/matmul_conv.py``), on the CPU.
+
+Each row times one layer on a batch of 200 (a step's paired + unpaired samples of one modality), with the
+gradients a training step needs: the weights always, the input except for the first layer (it reads the data).
+
+    python3 benchmarks/conv_layers.py [--threads 1] [--repeats 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from models.networks.matmul_conv import MatmulConv2d, MatmulConvTranspose2d  # noqa: E402
+
+BATCH = 200
+#: name, library layer, matmul layer, input shape (without the batch), whether the input needs a gradient
+LAYERS = [
+    ("conv 1->64, 14x28 -> 7x14", lambda c: c(1, 64, 4, 2, 1, bias=False), (1, 14, 28), False),
+    ("conv 64->128, 7x14 -> 3x7", lambda c: c(64, 128, 4, 2, 1, bias=False), (64, 7, 14), True),
+    ("conv 128->256, 3x7 -> 1x3", lambda c: c(128, 256, 4, 2, 1, bias=False), (128, 3, 7), True),
+    ("upconv 112->56, 1x1 -> 3x5", lambda c: c(112, 56, (3, 5), stride=2), (112, 1, 1), True),
+    ("upconv 56->28, 3x5 -> 7x13", lambda c: c(56, 28, (3, 5), stride=2), (56, 3, 5), True),
+    ("upconv 28->1, 7x13 -> 14x28", lambda c: c(28, 1, (2, 4), stride=2), (28, 7, 13), True),
+]
+
+
+def time_layer(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor, repeats: int) -> float:
+    """Median milliseconds of forward + backward."""
+    times = []
+    for i in range(repeats + 3):
+        start = time.perf_counter()
+        layer(x).backward(grad)
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from _machine import save
+
+    rows = []
+    for name, make, shape, input_grad in LAYERS:
+        torch.manual_seed(0)
+        transposed = name.startswith("upconv")
+        library = make(nn.ConvTranspose2d if transposed else nn.Conv2d)
+        matmul = make(MatmulConvTranspose2d if transposed else MatmulConv2d)
+        matmul.load_state_dict(library.state_dict())
+        x = torch.rand(BATCH, *shape, requires_grad=input_grad)
+        grad = torch.randn_like(library(x))
+        diff = float((library(x) - matmul(x)).abs().max())
+        lib_ms, mat_ms = time_layer(library, x, grad, args.repeats), time_layer(matmul, x, grad, args.repeats)
+        rows.append({"layer": name, "library_ms": round(lib_ms, 2), "matmul_ms": round(mat_ms, 2),
+                     "speedup": round(lib_ms / mat_ms, 2), "max_abs_difference": diff})  # fmt: skip
+        print(f"{name:30s} library {lib_ms:7.2f} ms  matmul {mat_ms:7.2f} ms  x{lib_ms / mat_ms:.2f}  diff {diff:.1e}")
+    save("conv_layers", {"batch": BATCH, "threads": args.threads, "repeats": args.repeats, "results": rows})
+
+
+if __name__ == "__main__":
+    main()

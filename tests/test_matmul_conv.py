@@ -1,0 +1,107 @@
+"""The matrix-product convolutions compute the library's convolutions: same outputs, same gradients, same
+state_dict, on every shape the MNIST-Split networks use and on shapes that exercise the fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from models import build_model
+from models.networks.matmul_conv import MatmulConv2d, MatmulConvTranspose2d, live_taps
+
+
+def _compare(library: nn.Module, matmul: nn.Module, x: torch.Tensor) -> None:
+    """Outputs and the gradients of the weights, bias and (when it needs one) the input agree."""
+    matmul.load_state_dict(library.state_dict())
+    x1 = x.detach().clone().requires_grad_(x.requires_grad)
+    x2 = x.detach().clone().requires_grad_(x.requires_grad)
+    y1, y2 = library(x1), matmul(x2)
+    assert y1.shape == y2.shape
+    torch.testing.assert_close(y2, y1, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(y1)
+    y1.backward(grad)
+    y2.backward(grad)
+    for name, p in library.named_parameters():
+        q = dict(matmul.named_parameters())[name]
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-4)
+    if x.requires_grad:
+        torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "cin, cout, shape, input_grad, bias",
+    [
+        (1, 64, (14, 28), False, False),  # first layer: gathered by unfold (no input gradient)
+        (64, 128, (7, 14), True, False),  # 21 positions with an input gradient: the library
+        (128, 256, (3, 7), True, False),  # 1 x 3: gathered by slices, kernel row 0 only meets padding
+        (128, 256, (2, 7), True, True),  # MNIST-Split-3's strips; a bias
+        (3, 5, (9, 9), False, True),  # odd sizes: taps meet padding on the far side too
+        (4, 6, (2, 2), True, True),  # one output pixel: only the kernel's two centre taps are live
+    ],
+)
+def test_matmul_conv2d_is_the_library_convolution(cin, cout, shape, input_grad, bias) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(5, cin, *shape).requires_grad_(input_grad)
+    _compare(nn.Conv2d(cin, cout, 4, 2, 1, bias=bias), MatmulConv2d(cin, cout, 4, 2, 1, bias=bias), x)
+
+
+def test_matmul_conv2d_on_a_channels_last_input() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 3, 7).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    _compare(nn.Conv2d(8, 16, 4, 2, 1), MatmulConv2d(8, 16, 4, 2, 1), x)
+
+
+def test_live_taps_by_hand() -> None:
+    # 3 rows, kernel 4, stride 2, padding 1 -> one output row reading padded rows -1..2: tap 0 meets only padding
+    assert live_taps(3, 4, 2, 1, 1) == (1, 4)
+    # 7 columns -> 3 outputs reading -1..2, 1..4, 3..6: every tap meets the input somewhere
+    assert live_taps(7, 4, 2, 1, 3) == (0, 4)
+    # 1 pixel, kernel 3, padding 1: only the centre tap
+    assert live_taps(1, 3, 1, 1, 1) == (1, 2)
+
+
+def test_matmul_conv2d_refuses_what_it_does_not_compute() -> None:
+    with pytest.raises(ValueError, match="groups=1"):
+        MatmulConv2d(4, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="dilation=1"):
+        MatmulConv2d(4, 4, 3, dilation=2)
+
+
+@pytest.mark.parametrize(
+    "cin, cout, kernel, shape",
+    [
+        (112, 56, (3, 5), (1, 1)),  # the decoder's first upconv: a matrix product
+        (56, 28, (3, 5), (3, 5)),  # overlapping blocks: the library
+        (28, 1, (2, 4), (7, 13)),
+    ],
+)
+def test_matmul_conv_transpose2d_is_the_library_convolution(cin, cout, kernel, shape) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(5, cin, *shape, requires_grad=True)
+    library = nn.ConvTranspose2d(cin, cout, kernel, stride=2)
+    _compare(library, MatmulConvTranspose2d(cin, cout, kernel, stride=2), x)
+
+
+def test_matmul_conv_transpose2d_honours_output_size_and_padding() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, 1, 1)
+    library = nn.ConvTranspose2d(6, 4, 3, stride=2, padding=1)
+    matmul = MatmulConvTranspose2d(6, 4, 3, stride=2, padding=1)
+    matmul.load_state_dict(library.state_dict())
+    torch.testing.assert_close(matmul(x), library(x))
+    plain_lib, plain = nn.ConvTranspose2d(6, 4, 3, stride=2), MatmulConvTranspose2d(6, 4, 3, stride=2)
+    plain.load_state_dict(plain_lib.state_dict())
+    torch.testing.assert_close(plain(x, output_size=[4, 4]), plain_lib(x, output_size=[4, 4]))
+
+
+def test_mnist_split_networks_keep_their_state_dict_keys() -> None:
+    """Models saved before the matrix-product layers load into the networks that have them."""
+    model = build_model("svae", "mnist-split")
+    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    assert layers and all(isinstance(m, MatmulConv2d | MatmulConvTranspose2d) for m in layers)
+    keys = set(model.state_dict())
+    assert any(k.endswith("body.0.weight") for k in keys)
+    rebuilt = build_model("svae", "mnist-split")
+    rebuilt.load_state_dict(model.state_dict())
