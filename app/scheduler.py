@@ -10,6 +10,10 @@ short by the per-request limits.
 
 Work is cancelled cooperatively: it calls :meth:`Budget.check` between small steps (a 64 KiB read, a SMILES, a
 spectrum), which raises once the client has gone or the budget has run out.
+
+Slots are handed out first come, first served (:class:`FairSlots`). A semaphore polled with a timeout, as before,
+sent a waiter that timed out to the back of the queue: under 16 clients a few requests waited many turns, and the
+99th percentile latency was 7x the median.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import ctypes
 import ctypes.util
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -72,14 +77,71 @@ class Budget:
             self._scheduler.promote(self)
 
 
+class FairSlots:
+    """``n`` slots handed out in the order they were asked for: a released slot goes straight to the longest
+    waiter, and a waiter keeps its place while it polls whether it should stop waiting."""
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+        self._free = n
+        self._lock = threading.Lock()
+        self._waiters: deque[threading.Event] = deque()
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody waits for it."""
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return True
+            return False
+
+    def acquire(self, still_waiting: Callable[[], None] | None = None) -> None:
+        """Take a slot, waiting in line for it; ``still_waiting`` runs every ``_POLL_SECONDS`` while in line and may
+        raise to give up the place."""
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return
+            turn = threading.Event()
+            self._waiters.append(turn)
+        try:
+            while not turn.wait(_POLL_SECONDS):
+                if still_waiting is not None:
+                    still_waiting()
+        except BaseException:
+            with self._lock:
+                if turn.is_set():  # the slot came in the meantime: pass it on
+                    self._release_locked()
+                else:
+                    self._waiters.remove(turn)
+            raise
+
+    def release(self) -> None:
+        with self._lock:
+            self._release_locked()
+
+    def _release_locked(self) -> None:
+        if self._waiters:
+            self._waiters.popleft().set()
+        elif self._free < self._n:
+            self._free += 1
+        else:
+            raise ValueError("a slot was released more often than it was taken")
+
+    @property
+    def waiting(self) -> int:
+        """Waiters in line."""
+        return len(self._waiters)
+
+
 class Scheduler:
     """The work slots of one server process (see the module docstring)."""
 
     def __init__(self, light_slots: int, heavy_slots: int, light_seconds: float, max_waiting: int) -> None:
         self.light_seconds = light_seconds
         self.max_waiting = max_waiting
-        self._light = threading.BoundedSemaphore(light_slots)
-        self._heavy = threading.BoundedSemaphore(heavy_slots)
+        self._light = FairSlots(light_slots)
+        self._heavy = FairSlots(heavy_slots)
         self._waiting = 0
         self._lock = threading.Lock()
         self._holding = threading.local()  # the slot the current thread's work holds, if any
@@ -123,7 +185,7 @@ class Scheduler:
 
     def _take_heavy(self, budget: Budget) -> None:
         with self._lock:
-            if self._heavy.acquire(blocking=False):
+            if self._heavy.try_acquire():
                 self._holding.slot = self._heavy
                 return
             if self._waiting >= self.max_waiting:
@@ -137,13 +199,16 @@ class Scheduler:
                 self._waiting -= 1
 
 
-def _acquire(slots: threading.BoundedSemaphore, budget: Budget) -> None:
+def _acquire(slots: FairSlots, budget: Budget) -> None:
     """Take a slot, checking the budget while waiting: a wait past the deadline is :class:`ServerBusy`."""
-    while not slots.acquire(timeout=_POLL_SECONDS):
+
+    def still_waiting() -> None:
         try:
             budget.alive()
         except OutOfTime:
             raise ServerBusy(f"no work slot came free within the time budget of {budget.seconds:g} s") from None
+
+    slots.acquire(still_waiting)
 
 
 _LIBC = ctypes.util.find_library("c")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.scheduler import Budget, OutOfTime, Scheduler, ServerBusy, WorkCancelled
+from app.scheduler import Budget, FairSlots, OutOfTime, Scheduler, ServerBusy, WorkCancelled
 
 
 def _heavy_work(scheduler: Scheduler, started: threading.Event, release: threading.Event) -> threading.Thread:
@@ -79,3 +79,64 @@ def test_the_budget_stops_work_that_checks_it() -> None:
     with pytest.raises(WorkCancelled):
         scheduler.run(cancelled, cancelled.check)
     assert scheduler.run(Budget(1), lambda: 1) == 1  # every slot was given back
+
+
+def _wait_for(condition, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_slots_go_to_waiters_in_the_order_they_came() -> None:
+    """Waiters poll every 50 ms; a poll must not cost a waiter its place in line (it did with a semaphore)."""
+    slots = FairSlots(1)
+    slots.acquire()
+    order: list[int] = []
+
+    def waiter(i: int) -> None:
+        slots.acquire(lambda: None)
+        order.append(i)
+        time.sleep(0.06)  # hold the slot past other waiters' polls
+        slots.release()
+
+    threads = []
+    for i in range(6):
+        threads.append(threading.Thread(target=waiter, args=(i,)))
+        threads[-1].start()
+        _wait_for(lambda n=i + 1: slots.waiting == n)
+    time.sleep(0.12)  # every waiter has polled at least once
+    slots.release()
+    for thread in threads:
+        thread.join()
+    assert order == list(range(6))
+    assert slots.try_acquire()  # the one slot is free again
+
+
+def test_a_waiter_that_gives_up_leaves_the_line_and_no_slot_is_lost() -> None:
+    slots = FairSlots(1)
+    slots.acquire()
+    give_up = threading.Event()
+    failed: list[Exception] = []
+
+    def impatient() -> None:
+        def still_waiting() -> None:
+            if give_up.is_set():
+                raise ServerBusy("gave up")
+
+        try:
+            slots.acquire(still_waiting)
+        except ServerBusy as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=impatient)
+    thread.start()
+    _wait_for(lambda: slots.waiting == 1)
+    give_up.set()
+    thread.join()
+    assert failed and slots.waiting == 0
+    slots.release()
+    assert slots.try_acquire() and not slots.try_acquire()
+    slots.release()
+    with pytest.raises(ValueError, match="released more often"):
+        slots.release()
