@@ -137,18 +137,19 @@ def _import_paper_code(code: Path, pixyz: Path) -> types.ModuleType:
     """Put the paper's code and pixyz 0.1.2 on the path; returns its MNIST-Split networks module."""
     import torch
 
+    # The code has its own top-level ``models`` package: this process must not have imported ours (--one-code).
     sys.path[:0] = [str(pixyz), str(code)]
     # The code's network module imports torchvision for its oracle classifier only, which no step uses; a
     # torchvision that does not match this torch fails to import, so that import gets a stand-in then.
     try:
         import torchvision.models.resnet  # noqa: F401
     except Exception:
-        resnet = types.ModuleType("torchvision.models.resnet")
-        resnet.ResNet, resnet.BasicBlock = torch.nn.Module, None
-        sys.modules.update(
-            {"torchvision": types.ModuleType("torchvision"), "torchvision.models": types.ModuleType("tv.models")}
-        )
-        sys.modules["torchvision.models.resnet"] = resnet
+        stand_ins = {
+            name: types.ModuleType(name) for name in ("torchvision", "torchvision.models", "torchvision.models.resnet")
+        }
+        stand_ins["torchvision.models.resnet"].ResNet = torch.nn.Module
+        stand_ins["torchvision.models.resnet"].BasicBlock = None
+        sys.modules.update(stand_ins)
     # torch 1.2, which the code pins, did not validate distribution arguments (grey levels in a Bernoulli).
     torch.distributions.Distribution.set_default_validate_args(False)
     return importlib.import_module("experiments.mnist_split.MNIST_split_inference")

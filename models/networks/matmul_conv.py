@@ -8,7 +8,7 @@ Why: at MNIST-Split's shapes some CPU kernels run far below the machine's matrix
 (``benchmarks/conv_layers.py``; 1 thread, batch 200): the last encoder convolution (128 -> 256 channels, output
 1 x 3), whose backward pass takes 3x its forward, and the decoder's first transposed convolution, whose 1 x 1
 input makes it a plain matrix product, done by the library at a fifth of that speed. The first encoder layer is
-no faster alone, but its channels-last output makes the library's second layer faster. Together this took a
+no faster alone, but its channels-last output makes the library's second layer faster. With fused Adam, this took a
 VAEVAE step of the paper's code's networks from about 0.42 s to 0.29 s (``benchmarks/train_step.py``). The other
 layers were timed the same way and the library is as fast or faster there.
 """
