@@ -192,6 +192,7 @@ def _mgf_setup(name: str, env: dict, settings: Settings, folder: Path, spectra: 
     t0 = time.perf_counter()
     service = Service.start(settings)
     in_process_start = time.perf_counter() - t0
+    device = service.device
     bodies = [_mgf(batch) for batch in _batches(spectra, max(args.requests_per_client) * max(args.clients))]
     _annotate_mgf(service, bodies[0])()  # warm-up
     ceiling = _in_process(service, [_annotate_mgf(service, b) for b in bodies[: args.in_process_requests]])
@@ -208,7 +209,7 @@ def _mgf_setup(name: str, env: dict, settings: Settings, folder: Path, spectra: 
             print(f"[{name}] http {runs[-1]}", flush=True)
     finally:
         server.stop()
-    return {"in_process_service_start_s": round(in_process_start, 1), "server": started,
+    return {"device": device, "in_process_service_start_s": round(in_process_start, 1), "server": started,
             "in_process": ceiling, "http": runs}  # fmt: skip
 
 
@@ -302,8 +303,9 @@ def main() -> None:
             env = {**base, "MSVAE_DATABASE_URL": url}
             settings = Settings(database_url=url, model=args.model, data_dir=folder, device="auto")
             out["smiles"] = _smiles_setup(env, settings, folder, spectra, args)
+    on_gpu = any(str(setup.get("device", "")).startswith("cuda") for setup in out.values())
     save(
-        "serve" if args.workers == 1 else f"serve-{args.workers}-workers",
+        ("serve" if args.workers == 1 else f"serve-{args.workers}-workers") + ("-cuda" if on_gpu else ""),
         {
             "model": args.model,
             "spectra_per_request": SPECTRA_PER_REQUEST,
@@ -311,7 +313,7 @@ def main() -> None:
             "load_average_before": load_start,
             "load_average_after": os.getloadavg(),
             "uvicorn_workers": args.workers,
-            "note": "2 CPU cores shared with other engineers' jobs (see the load averages)",
+            "note": f"{os.cpu_count()} CPU cores, shared with other jobs where the load averages say so",
             "median_note": "in_process and http rows are single runs; smiles warm_1_client is the best p50 of 3",
             **out,
         },
