@@ -126,15 +126,15 @@ def candidates_from_tsv(path: str | Path, spec: FingerprintSpec | str) -> tuple[
 
 def candidates_from_store(store: Any, neutral_mass: float, ppm: float) -> CandidateSet:
     """The candidates of a :class:`~app.candidates.store.CandidateStore` (or one snapshot of it, a
-    ``CandidateMatrix``) whose monoisotopic mass is within ``ppm`` of ``neutral_mass`` (identity columns are views;
-    only the window's fingerprints are unpacked)."""
+    ``CandidateMatrix``) whose monoisotopic mass is within ``ppm`` of ``neutral_mass`` (every column a view of the
+    store's: the fingerprints stay packed, and scoring unpacks them)."""
     matrix = getattr(store, "matrix", store)  # one consistent snapshot even while the store refreshes
     rows = matrix.mass_slice(neutral_mass, ppm)
     return CandidateSet(
         smiles=matrix.smiles[rows],
         inchikeys=matrix.inchikeys[rows],
         formulas=matrix.formulas[rows],
-        bits=matrix.bits_at(rows),
+        bits=matrix.packed[rows],
     )
 
 

@@ -11,7 +11,8 @@ Set-ups, each request carrying 10 real MassBank spectra:
   MOSES molecules plus MassBank, ``benchmarks/import_candidates.py``); also the server's start time and memory;
 - ``smiles``: JSON with ``--smiles-candidates`` candidate SMILES per spectrum (MOSES molecules, distinct across
   requests): sent once (cold: RDKit featurizes each) and again (warm: the fingerprint cache).
-Bounded: a fixed number of requests per client, loopback only. Writes benchmarks/results/serve.json.
+Bounded: a fixed number of requests per client, loopback only; the clients are threads of this process, on the
+same cores as the server (their CPU time per request is reported). Writes benchmarks/results/serve.json.
 """
 
 from __future__ import annotations
@@ -104,48 +105,58 @@ def _percentiles(latencies: list[float], wall: float, n_requests: int) -> dict:
     }
 
 
-def _http(url: str, requests: list[Callable[[httpx.Client], httpx.Response]], clients: int) -> dict:
-    """Send ``requests`` from ``clients`` threads (each its own connection); every answer must be 200 with all
-    10 spectra annotated and none rejected."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    candidates: list[int] = []
-    lock = threading.Lock()
+Send = tuple[str, object]  # ("mgf", file bytes) or ("json", body): one request
+
+
+def _send(http: httpx.Client, request: Send) -> httpx.Response:
+    kind, payload = request
+    if kind == "mgf":
+        return http.post("/v1/annotate", params={"top_k": 10}, files={"file": ("q.mgf", payload)})
+    return http.post("/v1/annotate", params={"top_k": 10}, json=payload)
+
+
+def _client(url: str, share: list[Send], go: Callable[[], object]) -> dict:
+    """One client: its own connection, its requests one after another (after ``go`` returns); every answer must be
+    200 with all 10 spectra annotated and none rejected."""
+    latencies, candidates, errors = [], [], []
+    with httpx.Client(base_url=url, timeout=600) as http:
+        go()
+        for request in share:
+            start = time.perf_counter()
+            response = _send(http, request)
+            latencies.append(time.perf_counter() - start)
+            body = response.json() if response.status_code == 200 else {}
+            results = body.get("results", [])
+            candidates.extend(r["n_candidates"] for r in results)
+            if len(results) != SPECTRA_PER_REQUEST or body.get("rejected"):
+                errors.append(f"{response.status_code}: {response.text[:300]}")
+    return {"latencies": latencies, "candidates": candidates, "errors": errors}
+
+
+def _http(url: str, requests: list[Send], clients: int) -> dict:
+    """Send ``requests`` from ``clients`` threads at once, each its own connection; also the clients' CPU time per
+    request (they share the machine's cores with the server)."""
     shares = [requests[i::clients] for i in range(clients)]
-
-    def client(share: list[Callable[[httpx.Client], httpx.Response]]) -> None:
-        with httpx.Client(base_url=url, timeout=600) as http:
-            for send in share:
-                start = time.perf_counter()
-                response = send(http)
-                elapsed = time.perf_counter() - start
-                body = response.json() if response.status_code == 200 else {}
-                results = body.get("results", [])
-                with lock:
-                    latencies.append(elapsed)
-                    candidates.extend(r["n_candidates"] for r in results)
-                    if len(results) != SPECTRA_PER_REQUEST or body.get("rejected"):
-                        errors.append(f"{response.status_code}: {response.text[:300]}")
-
-    threads = [threading.Thread(target=client, args=(share,)) for share in shares]
-    start = time.perf_counter()
+    barrier = threading.Barrier(clients + 1)
+    runs: list[dict] = []
+    threads = [threading.Thread(target=lambda s=share: runs.append(_client(url, s, barrier.wait))) for share in shares]
     for thread in threads:
         thread.start()
+    cpu = time.process_time()
+    barrier.wait()
+    start = time.perf_counter()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - start
+    client_cpu = time.process_time() - cpu  # this process's: every client's
+    errors = [e for run in runs for e in run["errors"]]
     if errors:
         raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    latencies = [x for run in runs for x in run["latencies"]]
+    candidates = [x for run in runs for x in run["candidates"]]
     return {"clients": clients, **_percentiles(latencies, wall, len(requests)),
+            "client_cpu_ms_per_request": round(1e3 * client_cpu / len(requests), 2),
             "candidates_per_spectrum_mean": round(float(np.mean(candidates)), 1)}  # fmt: skip
-
-
-def _upload(body: bytes) -> Callable[[httpx.Client], httpx.Response]:
-    return lambda http: http.post("/v1/annotate", params={"top_k": 10}, files={"file": ("q.mgf", body)})
-
-
-def _post_json(body: dict) -> Callable[[httpx.Client], httpx.Response]:
-    return lambda http: http.post("/v1/annotate", params={"top_k": 10}, json=body)
 
 
 def _in_process(service: Service, calls: list[Callable[[], object]]) -> dict:
@@ -203,9 +214,10 @@ def _mgf_setup(name: str, env: dict, settings: Settings, folder: Path, spectra: 
     print(f"[{name}] server {started}", flush=True)
     runs = []
     try:
-        _http(server.url, [_upload(bodies[0])], 1)  # warm-up
+        _http(server.url, [("mgf", bodies[0])], 1)  # warm-up
         for clients, per_client in zip(args.clients, args.requests_per_client, strict=True):
-            runs.append(_http(server.url, [_upload(b) for b in bodies[: clients * per_client]], clients))
+            sends: list[Send] = [("mgf", b) for b in bodies[: clients * per_client]]
+            runs.append(_http(server.url, sends, clients))
             print(f"[{name}] http {runs[-1]}", flush=True)
     finally:
         server.stop()
@@ -228,12 +240,12 @@ def _smiles_setup(env: dict, settings: Settings, folder: Path, spectra: list[Spe
         bodies.append(_json_body(batch, [[s.smiles, *c[:-1]] for s, c in zip(batch, lists, strict=True)]))
     server, started = _server(env, folder, "smiles", args.workers)
     try:
-        cold = _http(server.url, [_post_json(b) for b in bodies], 1)
+        cold = _http(server.url, [("json", b) for b in bodies], 1)
         print(f"[smiles] cold {cold}", flush=True)
-        warm = [_http(server.url, [_post_json(b) for b in bodies], 1) for _ in range(3)]
+        warm = [_http(server.url, [("json", b) for b in bodies], 1) for _ in range(3)]
         warm_1 = min(warm, key=lambda r: r["latency_p50_s"])
         print(f"[smiles] warm {warm_1}", flush=True)
-        many = [_post_json(b) for b in bodies] * max(1, 16 * args.requests_per_client[-1] // len(bodies))
+        many: list[Send] = [("json", b) for b in bodies] * max(1, 16 * args.requests_per_client[-1] // len(bodies))
         warm_16 = _http(server.url, many, max(args.clients))
         print(f"[smiles] warm, {max(args.clients)} clients {warm_16}", flush=True)
     finally:

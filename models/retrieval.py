@@ -8,8 +8,9 @@ so scoring N candidates is one matrix-vector product of their bits with the log-
 better. How the product is computed depends on how the bits are held:
 - :class:`~models.featurize.onbits.OnBits` (the positions of the set bits, what the candidate store holds): a
   sparse matrix-vector product that reads each candidate's ~75 set positions once;
-- numpy, packed (N, ceil(n_bits / 8)) uint8 (``pack_bits``) or unpacked (N, n_bits) 0/1: turned into ``OnBits``
-  first (for the few thousand candidates of a request that is cheap; large sets should be kept as ``OnBits``);
+- numpy, packed (N, ceil(n_bits / 8)) uint8 (``pack_bits``, what a mass window of the store hands out) or unpacked
+  (N, n_bits) 0/1: unpacked a block of rows at a time and multiplied with the log-odds (a dense matrix-vector
+  product; for a window of a few candidates 15-20x faster than making ``OnBits`` of them first);
 - scipy.sparse (N, n_bits): a sparse matrix-vector product;
 - torch tensors (any device, packed or not): unpacked in chunks on the tensors' device, then a float32 matmul
   (a CPU tensor goes through the numpy path instead, which is several times faster there).
@@ -31,6 +32,7 @@ EPS = 1e-6
 # Scores this close (relative) count as equal in ranking, so float rounding never breaks a tie between identical
 # fingerprints (for example stereoisomers, which share Morgan bits).
 TIE_RTOL = 1e-6
+_BLOCK_VALUES = 1 << 19  # bits unpacked at a time by the numpy path: a 4 MB float64 temporary at most
 
 
 def _log_odds(pred_prob: np.ndarray, eps: float) -> tuple[np.ndarray, float]:
@@ -104,9 +106,20 @@ def candidate_scores(
     cand_bits = np.asarray(cand_bits)
     if cand_bits.ndim != 2:
         raise ValueError(f"candidate bits must be 2-D (N, bits), got shape {cand_bits.shape}")
-    if _is_packed(cand_bits.shape[1], len(logit)):
-        return -OnBits.from_packed(cand_bits, len(logit)).dot(logit) - const
-    return -OnBits.from_dense(cand_bits).dot(logit) - const
+    return -_bits_dot(cand_bits, logit, _is_packed(cand_bits.shape[1], len(logit))) - const
+
+
+def _bits_dot(bits: np.ndarray, weights: np.ndarray, packed: bool) -> np.ndarray:
+    """(N,) float64: each row's sum of ``weights`` over its set bits, for packed bytes or 0/1 rows, a block of rows
+    at a time."""
+    out = np.empty(len(bits))
+    step = max(1, _BLOCK_VALUES // len(weights))
+    for first in range(0, len(bits), step):
+        block = bits[first : first + step]
+        if packed:
+            block = np.unpackbits(block, axis=1, count=len(weights))
+        np.matmul(block, weights, out=out[first : first + step])
+    return out
 
 
 def rank_candidates(

@@ -78,7 +78,8 @@ def test_candidates_from_store_by_mass_window():
     )  # fmt: skip
     got = candidates_from_store(matrix, 44.0626 * (1 + 5e-6), ppm=10)
     assert list(got.smiles) == ["CCC"] and list(got.formulas) == ["C3H8"]
-    np.testing.assert_array_equal(got.bits.to_packed(), cands.bits[2:3].to_packed())
+    np.testing.assert_array_equal(got.bits, cands.bits[2:3].to_packed())
+    assert np.shares_memory(got.bits, matrix.packed)  # the window's packed bytes, not a copy
     assert len(candidates_from_store(matrix, 44.0626 * (1 + 20e-6), ppm=10)) == 0
 
 

@@ -63,6 +63,17 @@ def test_scores_match_the_definition_for_every_layout(case):
     assert candidate_scores(p, bits)[3] == candidate_scores(p, bits)[7]
 
 
+def test_numpy_layouts_over_several_blocks_of_rows(case):
+    # 600 rows of 2,215 bits are unpacked in three blocks; rows far apart with the same bits score the same
+    p, bits, _ = case
+    many = np.concatenate([bits] * 10)
+    expected = candidate_scores(p, scipy.sparse.csr_matrix(many))
+    for cand in (many, pack_bits(many)):
+        scores = candidate_scores(p, cand)
+        np.testing.assert_allclose(scores, expected, rtol=1e-12)
+        assert scores[3] == scores[7] == scores[3 + 540]
+
+
 def test_score_is_a_product_plus_a_constant(case):
     """``candidate_scores`` is affine in the bits: the empty fingerprint scores the constant -sum log(1 - p) and
     each set bit k adds -logit(p_k), so any candidate scores the constant plus a product with its bits."""
