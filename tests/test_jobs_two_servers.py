@@ -28,7 +28,9 @@ def test_two_servers_annotate_each_spectrum_of_a_job_once(backend: str, tmp_path
     sample = massbank_sample(shared_data, N_SPECTRA, distinct=False)
     n_spectra = sample.count(b"BEGIN IONS")
     with scratch_database(backend, tmp_path) as url:
-        env = server_env(url, serving_model(tmp_path), tmp_path, WORKER_POLL_SECONDS="0.2")
+        # a pause after each chunk keeps the job going for a few of the other server's polls: on the repository's
+        # 600-spectrum sample one fast server could otherwise claim every chunk before the other looks
+        env = server_env(url, serving_model(tmp_path), tmp_path, WORKER_POLL_SECONDS="0.2", WORKER_DELAY_SECONDS="0.05")
         first = LiveServer(env, tmp_path / "first.log").start()  # migrates the database
         second = LiveServer(env, tmp_path / "second.log")
         try:
