@@ -64,7 +64,8 @@ class CandidateMatrix:
         return len(self.ids)
 
     def bits_at(self, rows: slice | np.ndarray) -> OnBits:
-        """The fingerprints of ``rows`` (a slice or index array) as set positions, for ranking."""
+        """The fingerprints of ``rows`` (a slice or index array) as set positions, the layout of :attr:`bits` (a mass
+        window is ranked from its packed bytes, ``packed[rows]``)."""
         return OnBits.from_packed(self.packed[rows], self.spec.n_bits)
 
     @cached_property
