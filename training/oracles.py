@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.data.mnist import load_mnist
+from training.trainer import adam
 
 
 class LeNetOracle(nn.Module):
@@ -154,7 +155,7 @@ def fit_classifier(
     ``nll_loss`` to the raw network outputs (no log-softmax), which is not a likelihood; we don't repeat that.
     """
     net.to(device).train()
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = adam(net.parameters(), lr)
     gen = torch.Generator().manual_seed(seed)
     losses = []
     for epoch in range(epochs):
