@@ -6,8 +6,8 @@ For predicted bit probabilities p (clipped to [eps, 1 - eps]) and a candidate's 
 
 so scoring N candidates is one matrix-vector product of their bits with the log-odds, plus a constant; lower is
 better. How the product is computed depends on how the bits are held:
-- :class:`~models.featurize.onbits.OnBits` (the positions of the set bits, what the candidate store holds): a
-  sparse matrix-vector product that reads each candidate's ~75 set positions once;
+- :class:`~models.featurize.onbits.OnBits` (the positions of the set bits, how the candidate store lays out a search
+  over all its candidates): a sparse matrix-vector product that reads each candidate's ~75 set positions once;
 - numpy, packed (N, ceil(n_bits / 8)) uint8 (``pack_bits``, what a mass window of the store hands out) or unpacked
   (N, n_bits) 0/1: unpacked a block of rows at a time and multiplied with the log-odds (a dense matrix-vector
   product; for a window of a few candidates 15-20x faster than making ``OnBits`` of them first);
