@@ -187,6 +187,12 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _server(env: dict[str, str], folder: Path, name: str, workers: int) -> tuple[LiveServer, dict]:
     """A started server, with its start time (to /health answering) and its resident memory (first process)."""
     start = time.perf_counter()
@@ -217,7 +223,12 @@ def _mgf_setup(name: str, env: dict, settings: Settings, folder: Path, spectra: 
         _http(server.url, [("mgf", bodies[0])], 1)  # warm-up
         for clients, per_client in zip(args.clients, args.requests_per_client, strict=True):
             sends: list[Send] = [("mgf", b) for b in bodies[: clients * per_client]]
+            cpu = _cpu_seconds(server.process.pid)
             runs.append(_http(server.url, sends, clients))
+            # the first server process's: with --workers N the other workers' time is not counted
+            runs[-1]["server_cpu_ms_per_request"] = round(
+                1e3 * (_cpu_seconds(server.process.pid) - cpu) / len(sends), 2
+            )
             print(f"[{name}] http {runs[-1]}", flush=True)
     finally:
         server.stop()
