@@ -230,6 +230,7 @@ def main() -> None:
     parser.add_argument("--paper-code", type=Path, default=None, help="a poe-vaes checkout: time its step beside ours")
     parser.add_argument("--pixyz", type=Path, default=None, help="a folder holding pixyz 0.1.2 (with --paper-code)")
     parser.add_argument("--rounds", type=int, default=3, help="alternations of ours and the code's (--paper-code)")
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name (repeated runs)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # run one model in this process
     parser.add_argument("--one-code", default=None, help=argparse.SUPPRESS)  # the paper's code, one model
     args = parser.parse_args()
@@ -251,7 +252,7 @@ def main() -> None:
             parser.error("--paper-code needs --paper-code-nets, --pixyz and the CPU (the code's own networks)")
         names = args.models or list(PAPER_CODE_CLASSES)
         rows = _side_by_side(args, names)
-        save("train_step_vs_paper_code", {
+        save(f"train_step_vs_paper_code{args.result_suffix}", {
             "step": "100 paired + 100 unpaired top + 100 unpaired bottom MNIST-Split samples, Adam lr 2e-4",
             "networks": "poe-vaes code (paper_code_nets=True)", "threads": args.threads, "steps": args.steps,
             "rounds": args.rounds, "results": rows})  # fmt: skip
@@ -268,7 +269,7 @@ def main() -> None:
         )
     suffix = ("_paper_code_nets" if args.paper_code_nets else "") + ("" if args.device == "cpu" else "_cuda")
     save(
-        f"train_step{suffix}",
+        f"train_step{suffix}{args.result_suffix}",
         {
             "step": "100 paired + 100 unpaired top + 100 unpaired bottom MNIST-Split samples",
             "networks": "poe-vaes code (paper_code_nets=True)" if args.paper_code_nets else "Table A.2",

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from models.gaussian import DiagonalGaussian, ExpertVariance
+from models.networks.cpu_matmul import Linear
 from models.spec import ModalitySpec
 
 
@@ -18,8 +19,8 @@ class LinearGaussianHead(nn.Module):
 
     def __init__(self, feature_dim: int, latent_dim: int) -> None:
         super().__init__()
-        self.mean = nn.Linear(feature_dim, latent_dim)
-        self.logvar = nn.Linear(feature_dim, latent_dim)
+        self.mean = Linear(feature_dim, latent_dim)
+        self.logvar = Linear(feature_dim, latent_dim)
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.mean(h), self.logvar(h)
@@ -64,12 +65,12 @@ class JointEncoder(nn.Module):
         if all(spec.make_joint_features is not None for spec in specs.values()):
             self.bodies = nn.ModuleDict({name: spec.make_joint_features() for name, spec in specs.items()})
             width = sum(spec.joint_feature_dim for spec in specs.values())
-            self.fuse: nn.Module = nn.Sequential(nn.Linear(width, hidden), nn.ReLU())
+            self.fuse: nn.Module = nn.Sequential(Linear(width, hidden), nn.ReLU())
             self.head = LinearGaussianHead(hidden, latent_dim)
         else:
             self.bodies = nn.ModuleDict(
                 {
-                    name: nn.Sequential(spec.make_body(), nn.Linear(spec.feature_dim, hidden), nn.ReLU())
+                    name: nn.Sequential(spec.make_body(), Linear(spec.feature_dim, hidden), nn.ReLU())
                     for name, spec in specs.items()
                 }
             )

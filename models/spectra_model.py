@@ -33,6 +33,7 @@ from models.featurize.binning import BinningSpec, featurize_spectra
 from models.featurize.fingerprints import DEFAULT_FINGERPRINT_SPEC, FingerprintSpec, parse_fingerprint_spec
 from models.featurize.mgf import Spectrum, SpectrumError
 from models.networks import spectra as spectra_networks
+from models.networks.cpu_matmul import Linear
 from models.registry import build_model
 
 FORMAT_VERSION = 1
@@ -82,7 +83,7 @@ class FingerprintMLP(nn.Module):
         super().__init__()
         spec = spectra_networks.modalities(n_bins=n_bins, n_bits=n_bits, spectrum_hidden=spectrum_hidden)["spectrum"]
         self.body = spec.make_body()
-        self.out = nn.Linear(spec.feature_dim, n_bits)
+        self.out = Linear(spec.feature_dim, n_bits)
         self.model_name = MLP_NAME
 
     def logits(self, spectrum: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from models.likelihoods import Categorical, Laplace
+from models.networks.cpu_matmul import Linear
 from models.networks.layers import ConvGaussianHead, vector_spec
 from models.spec import ModalitySpec
 
@@ -114,7 +115,7 @@ def caption_decoder(latent_dim: int, vocab_size: int, max_len: int, emb_dim: int
         nn.ConvTranspose2d(c[0], 1, 4, 2, 1, bias=False),
         nn.ReLU(),
         nn.Flatten(1, 2),  # (batch, max_len, emb_dim)
-        nn.Linear(emb_dim, vocab_size),  # "Word Emb.^T", applied at every position
+        Linear(emb_dim, vocab_size),  # "Word Emb.^T", applied at every position
     )
 
 

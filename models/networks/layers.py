@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from models.likelihoods import Bernoulli, Laplace, Likelihood
+from models.networks.cpu_matmul import Linear
 from models.spec import ModalitySpec
 
 
@@ -17,7 +18,7 @@ def mlp(
     """FC layers of the given widths, each followed by (BatchNorm1d and) the activation: "FC. w [BN] act" rows."""
     layers: list[nn.Module] = []
     for width in widths:
-        layers.append(nn.Linear(in_dim, width))
+        layers.append(Linear(in_dim, width))
         if batchnorm:
             layers.append(nn.BatchNorm1d(width))
         layers.append(activation())
@@ -36,7 +37,7 @@ def mlp_decoder(
     out_dim = int(torch.Size(out_shape).numel())
     last = widths[-1] if widths else latent_dim
     net = mlp(latent_dim, widths, activation, batchnorm)
-    net.append(nn.Linear(last, out_dim))
+    net.append(Linear(last, out_dim))
     if len(out_shape) > 1:
         net.append(nn.Unflatten(1, out_shape))
     return net

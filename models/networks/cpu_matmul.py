@@ -1,0 +1,79 @@
+"""The matrix products of training on the CPU through oneDNN, which uses the core's widest vector instructions.
+
+PyTorch's CPU ``mm``/``addmm`` (so ``nn.Linear`` and the matmul convolutions of :mod:`.matmul_conv`) call MKL's
+sgemm, and MKL runs its AVX2 code on AMD processors even where the core has AVX-512; oneDNN (PyTorch's
+``mkldnn``), which the library's convolutions already use, picks the core's own instructions. On an AMD EPYC core
+with AVX-512 (one thread) a [600 x 1536] x [1536 x 256] product takes 4.5 ms by MKL and 2.0 ms by oneDNN (105 vs
+240 GFLOP/s); where MKL and oneDNN use the same instructions they run at about the same speed
+(``benchmarks/cpu_matmul.py``).
+
+:func:`linear` is ``F.linear`` with its forward product and both backward products (input and weight gradients)
+done by oneDNN, in fp32 as MKL does them, when a gradient is wanted on the CPU; inference keeps the library's
+path (no oneDNN kernel to build for every new batch size of a serving process). :class:`Linear` is ``nn.Linear``
+with that forward, same parameters and state_dict.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+#: Products smaller than this many multiply-adds stay with the library: oneDNN's fixed cost (~10 us) would dominate.
+MIN_MULTIPLY_ADDS = 1 << 18
+
+
+def _onednn_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b.T (+ bias)`` for 2-D fp32 CPU tensors, by oneDNN (strided views are read as they are)."""
+    return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
+
+
+def _wanted(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`linear` of these tensors goes through oneDNN (module doc)."""
+    return (
+        torch.is_grad_enabled()
+        and (x.requires_grad or weight.requires_grad)
+        and x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and x.layout == weight.layout == torch.strided
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and x.numel() * weight.shape[0] >= MIN_MULTIPLY_ADDS
+    )
+
+
+class _OneDnnLinear(torch.autograd.Function):
+    """``F.linear`` of a 2-D input whose three products (forward, input and weight gradients) are oneDNN's."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn_nt(x, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        grad_x = _onednn_nt(grad, weight.t()) if ctx.needs_input_grad[0] else None  # grad @ W
+        grad_w = None
+        if ctx.needs_input_grad[1]:  # grad.T @ x; oneDNN copies its first operand to rows: copy the smaller one
+            grad_w = _onednn_nt(grad.t(), x.t()) if grad.shape[1] <= x.shape[1] else _onednn_nt(x.t(), grad.t()).t()
+        grad_b = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` (``x`` of any leading shape); in training on the CPU, by oneDNN (module doc)."""
+    if not _wanted(x, weight):
+        return F.linear(x, weight, bias)
+    rows = x.reshape(-1, x.shape[-1])
+    return _OneDnnLinear.apply(rows, weight, bias).view(*x.shape[:-1], weight.shape[0])
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` whose training products on the CPU are oneDNN's (:func:`linear`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)

@@ -1,0 +1,96 @@
+"""The oneDNN linear of training on the CPU is F.linear: the same output and the same gradients (against float64),
+and it is the path a training step takes while inference keeps the library's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models import MultimodalBatch, build_model
+from models.networks.cpu_matmul import Linear, linear
+
+pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no oneDNN in this torch build")
+
+
+def _takes_onednn(y: torch.Tensor) -> bool:
+    """Whether the autograd graph of ``y`` holds the oneDNN product (under the view back to x's leading shape)."""
+    seen, stack = set(), [y.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__ == "_OneDnnLinearBackward":
+            return True
+        stack += [next_node for next_node, _ in node.next_functions]
+    return False
+
+
+@pytest.mark.parametrize(
+    "lead, k, n, bias, transposed_weight",
+    [
+        ((600,), 1536, 256, False, False),  # MNIST-Split's last convolution as a product (3 positions x 200)
+        ((200,), 768, 512, True, False),  # an encoder's FC layer
+        ((200,), 112, 840, False, True),  # the decoder's 1 x 1 transposed convolution: a transposed weight view
+        ((4, 50), 300, 128, True, False),  # leading dimensions beyond one
+    ],
+)
+def test_linear_is_f_linear_with_its_gradients(lead, k, n, bias, transposed_weight) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(*lead, k, requires_grad=True)
+    w_data = torch.randn(k, n).t() if transposed_weight else torch.randn(n, k)
+    w = (w_data / k**0.5).requires_grad_()
+    b = torch.randn(n, requires_grad=True) if bias else None
+    y = linear(x, w, b)
+    assert _takes_onednn(y)
+    params = [x, w] + ([b] if bias else [])
+    ref_params = [p.detach().double().requires_grad_() for p in params]
+    ref = F.linear(*ref_params[:2], ref_params[2] if bias else None)
+    torch.testing.assert_close(y.double(), ref, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(y)
+    grads = torch.autograd.grad(y, params, grad)
+    ref_grads = torch.autograd.grad(ref, ref_params, grad.double())
+    for got, want in zip(grads, ref_grads, strict=True):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-4)
+
+
+def test_inference_and_small_products_keep_the_library_path() -> None:
+    layer = Linear(768, 512)
+    x = torch.randn(200, 768)
+    with torch.no_grad():
+        y = layer(x)
+    assert y.grad_fn is None
+    torch.testing.assert_close(y, F.linear(x, layer.weight, layer.bias))
+    assert not _takes_onednn(Linear(4, 3)(torch.randn(2, 4)))  # 24 multiply-adds
+    assert not _takes_onednn(linear(torch.randn(300, 300, dtype=torch.float64, requires_grad=True),
+                                    torch.randn(200, 300, dtype=torch.float64)))  # fmt: skip
+    assert _takes_onednn(layer(x))  # the weight wants a gradient: training
+
+
+def test_a_training_step_runs_its_products_through_onednn_and_matches_the_library(monkeypatch) -> None:
+    """One VAEVAE loss on the paper's code's MNIST-Split networks: the same gradients with oneDNN switched off
+    (``torch.backends.mkldnn.enabled = False`` sends every product to the library)."""
+    torch.manual_seed(0)
+    model = build_model("vaevae", "mnist-split", paper_code_nets=True)
+    images = torch.rand(60, 1, 28, 28)
+    batch = MultimodalBatch(
+        paired={"top": images[:20, :, :14], "bottom": images[:20, :, 14:]},
+        unpaired={"top": images[20:40, :, :14], "bottom": images[40:, :, 14:]},
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def gradients() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        torch.manual_seed(1)  # the same reparametrisation noise
+        total = model.loss(batch).total
+        return total, torch.autograd.grad(total, params)
+
+    total, grads = gradients()
+    assert _takes_onednn(total)
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    total_lib, grads_lib = gradients()
+    assert not _takes_onednn(total_lib)
+    torch.testing.assert_close(total, total_lib, rtol=1e-4, atol=1e-3)
+    for got, want in zip(grads, grads_lib, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
