@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -24,6 +23,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _machine import median_of, save  # noqa: E402
 
 from models.networks.cpu_matmul import linear  # noqa: E402
 
@@ -42,13 +43,7 @@ PRODUCTS = [
 
 def time_product(fn, x: torch.Tensor, w: torch.Tensor, grad: torch.Tensor, repeats: int) -> float:
     """Median milliseconds of forward + backward (input and weight gradients)."""
-    times = []
-    for i in range(repeats + 3):
-        start = time.perf_counter()
-        torch.autograd.grad(fn(x, w), (x, w), grad)
-        if i >= 3:
-            times.append(time.perf_counter() - start)
-    return 1000 * sorted(times)[len(times) // 2]
+    return 1000 * median_of(lambda: torch.autograd.grad(fn(x, w), (x, w), grad), repeats)
 
 
 def main() -> None:
@@ -58,7 +53,6 @@ def main() -> None:
     parser.add_argument("--result-suffix", default="", help="added to the result file's name")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from _machine import save
 
     capability = torch.backends.cpu.get_cpu_capability()
     onednn_isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "the core's widest")

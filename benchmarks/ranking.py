@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=0.034)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per figure (the median is kept)")
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name (repeated runs)")
     args = parser.parse_args()
     n_bits = parse_fingerprint_spec(DEFAULT_FINGERPRINT_SPEC).n_bits
     rng = np.random.default_rng(0)
@@ -99,7 +100,7 @@ def main() -> None:
         )
     suffix = "" if args.device == "cpu" else f"-{args.device.split(':')[0]}"
     save(
-        f"ranking{suffix}",
+        f"ranking{suffix}{args.result_suffix}",
         {
             "fingerprint_spec": DEFAULT_FINGERPRINT_SPEC,
             "n_bits": n_bits,

@@ -12,7 +12,8 @@ Set-ups, each request carrying 10 real MassBank spectra:
 - ``smiles``: JSON with ``--smiles-candidates`` candidate SMILES per spectrum (MOSES molecules, distinct across
   requests): sent once (cold: RDKit featurizes each) and again (warm: the fingerprint cache).
 Bounded: a fixed number of requests per client, loopback only; the clients are threads of this process, on the
-same cores as the server (their CPU time per request is reported). Writes benchmarks/results/serve.json.
+same cores as the server (their CPU time per request is reported). Writes benchmarks/results/serve.json
+(``--result-suffix=-repeat2``: ``serve-repeat2.json``).
 """
 
 from __future__ import annotations
@@ -296,6 +297,7 @@ def main() -> None:
     parser.add_argument("--smiles-candidates", type=int, default=200, help="candidate SMILES per spectrum")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--skip", nargs="*", default=[], choices=["massbank", "big", "smiles"])
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name (repeated runs)")
     args = parser.parse_args()
     load_start = os.getloadavg()
     spectra = _massbank(Path(args.shared_data), 200)
@@ -328,7 +330,9 @@ def main() -> None:
             out["smiles"] = _smiles_setup(env, settings, folder, spectra, args)
     on_gpu = any(str(setup.get("device", "")).startswith("cuda") for setup in out.values())
     save(
-        ("serve" if args.workers == 1 else f"serve-{args.workers}-workers") + ("-cuda" if on_gpu else ""),
+        ("serve" if args.workers == 1 else f"serve-{args.workers}-workers")
+        + ("-cuda" if on_gpu else "")
+        + args.result_suffix,
         {
             "model": args.model,
             "spectra_per_request": SPECTRA_PER_REQUEST,
