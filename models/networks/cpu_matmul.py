@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-#: Products smaller than this many multiply-adds stay with the library: oneDNN's fixed cost (~10 us) would dominate.
-MIN_MULTIPLY_ADDS = 1 << 18
+#: Products smaller than this many multiply-adds stay with the library: a oneDNN call costs ~11 us before any work
+#: (the library's 1.5 us), and the two break even at about 2^20 (200 x 64 x 64: 17 us each, one AVX-512 core).
+MIN_MULTIPLY_ADDS = 1 << 20
 
 
 def _onednn_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
