@@ -30,6 +30,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "torch": torch.__version__,
+        # the vector instructions torch's kernels use here (AVX2, AVX512, ...): CPU timings depend on them
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
