@@ -3,6 +3,7 @@ a matrix product (``models/networks/matmul_conv.py``), on the CPU.
 
 Each row times one layer on a batch of 200 (a step's paired + unpaired samples of one modality), with the
 gradients a training step needs: the weights always, the input except for the first layer (it reads the data).
+Inputs come in the layout the networks give them: channels-last for every layer after the first.
 
     python3 benchmarks/conv_layers.py [--threads 1] [--repeats 30]
 """
@@ -50,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from _machine import save
@@ -61,14 +63,17 @@ def main() -> None:
         library = make(nn.ConvTranspose2d if transposed else nn.Conv2d)
         matmul = make(MatmulConvTranspose2d if transposed else MatmulConv2d)
         matmul.load_state_dict(library.state_dict())
-        x = torch.rand(BATCH, *shape, requires_grad=input_grad)
-        grad = torch.randn_like(library(x))
-        diff = float((library(x) - matmul(x)).abs().max())
+        x = torch.rand(BATCH, *shape)
+        if input_grad:  # every layer after the first reads a channels-last output (matmul_conv.py)
+            x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+        with torch.no_grad():
+            grad = torch.randn_like(library(x))
+            diff = float((library(x) - matmul(x)).abs().max())
         lib_ms, mat_ms = time_layer(library, x, grad, args.repeats), time_layer(matmul, x, grad, args.repeats)
         rows.append({"layer": name, "library_ms": round(lib_ms, 2), "matmul_ms": round(mat_ms, 2),
                      "speedup": round(lib_ms / mat_ms, 2), "max_abs_difference": diff})  # fmt: skip
         print(f"{name:30s} library {lib_ms:7.2f} ms  matmul {mat_ms:7.2f} ms  x{lib_ms / mat_ms:.2f}  diff {diff:.1e}")
-    save("conv_layers", {"batch": BATCH, "threads": args.threads, "repeats": args.repeats, "results": rows})
+    save(f"conv_layers{args.result_suffix}", {"batch": BATCH, "threads": args.threads, "repeats": args.repeats, "results": rows})
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The products of an MNIST-Split training step, forward + both gradients: the library's ``F.linear`` (MKL's sgemm on
 the CPU) against :func:`models.networks.cpu_matmul.linear` (oneDNN), with the CPU's vector instructions named.
+The oneDNN column is timed whatever this CPU's choice (``ONEDNN_PRODUCTS``, printed and saved with the results).
 
 Each row is one product of a VAEVAE / SVAE step on the paper's code's networks (batch 200: a step's paired +
 unpaired samples of one modality; the joint network's layer sees the 100 paired ones).
@@ -26,7 +27,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import median_of, save  # noqa: E402
 
-from models.networks.cpu_matmul import linear  # noqa: E402
+from models.networks import cpu_matmul  # noqa: E402
+from models.networks.cpu_matmul import cpu_vendor, linear  # noqa: E402
 
 #: name, rows, in features, out features
 PRODUCTS = [
@@ -56,7 +58,10 @@ def main() -> None:
 
     capability = torch.backends.cpu.get_cpu_capability()
     onednn_isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "the core's widest")
-    print(f"torch's CPU capability {capability}; oneDNN limited to: {onednn_isa}")
+    chosen = cpu_matmul.ONEDNN_PRODUCTS
+    print(f"torch's CPU capability {capability}; oneDNN limited to: {onednn_isa}; CPU vendor {cpu_vendor()!r}, "
+          f"training's products by {'oneDNN' if chosen else 'the library'} here")  # fmt: skip
+    cpu_matmul.ONEDNN_PRODUCTS = True  # time the oneDNN column whatever the choice
     rows = []
     for name, m, k, n in PRODUCTS:
         torch.manual_seed(0)
@@ -81,7 +86,7 @@ def main() -> None:
     save(
         f"cpu_matmul{args.result_suffix}",
         {"threads": args.threads, "repeats": args.repeats, "cpu_capability": capability,
-         "onednn_max_cpu_isa": onednn_isa, "results": rows,
+         "onednn_max_cpu_isa": onednn_isa, "cpu_vendor": cpu_vendor(), "onednn_chosen_here": chosen, "results": rows,
          "total_library_ms": round(total_lib, 2), "total_onednn_ms": round(total_dnn, 2)},
     )  # fmt: skip
 

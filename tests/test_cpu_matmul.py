@@ -1,5 +1,6 @@
 """The oneDNN linear of training on the CPU is F.linear: the same output and the same gradients (against float64),
-and it is the path a training step takes while inference keeps the library's."""
+and it is the path a training step takes (on machines where it is chosen; forced on here so that every machine
+checks it) while inference keeps the library's."""
 
 from __future__ import annotations
 
@@ -8,9 +9,27 @@ import torch
 import torch.nn.functional as F
 
 from models import MultimodalBatch, build_model
-from models.networks.cpu_matmul import Linear, linear
+from models.networks import cpu_matmul
+from models.networks.cpu_matmul import Linear, linear, onednn_beats_mkl
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no oneDNN in this torch build")
+
+
+@pytest.fixture(autouse=True)
+def onednn_products(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The oneDNN path on, whatever this machine's CPU."""
+    monkeypatch.setattr(cpu_matmul, "ONEDNN_PRODUCTS", True)
+
+
+def test_onednn_is_chosen_where_mkl_runs_below_the_core_width() -> None:
+    assert onednn_beats_mkl("AuthenticAMD") and onednn_beats_mkl("HygonGenuine")
+    assert not onednn_beats_mkl("GenuineIntel")
+    assert not onednn_beats_mkl("")  # no vendor_id: another architecture, or no /proc
+
+
+def test_the_library_path_where_onednn_is_not_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_matmul, "ONEDNN_PRODUCTS", False)
+    assert not _takes_onednn(Linear(768, 512)(torch.randn(200, 768)))
 
 
 def _takes_onednn(y: torch.Tensor) -> bool:

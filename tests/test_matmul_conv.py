@@ -70,18 +70,28 @@ def test_matmul_conv2d_refuses_what_it_does_not_compute() -> None:
 
 
 @pytest.mark.parametrize(
-    "cin, cout, kernel, shape",
+    "cin, cout, kernel, shape, stride",
     [
-        (112, 56, (3, 5), (1, 1)),  # the decoder's first upconv: a matrix product
-        (56, 28, (3, 5), (3, 5)),  # overlapping blocks: the library
-        (28, 1, (2, 4), (7, 13)),
+        (112, 56, (3, 5), (1, 1), 2),  # the decoder's first upconv: a matrix product
+        (56, 28, (3, 5), (3, 5), 2),  # overlapping blocks of many channels: the library
+        (28, 1, (2, 4), (7, 13), 2),  # the last upconv (one channel): product + overlap-add of 2 shifts
+        (28, 1, (3, 4), (4, 13), 2),  # MNIST-Split-3's last upconv: blocks overlap in both directions
+        (5, 1, (5, 3), (3, 4), (3, 2)),  # unequal strides, a kernel row block that is half padding
+        (5, 1, (2, 2), (3, 4), 2),  # kernel = stride: no overlap at all
     ],
 )
-def test_matmul_conv_transpose2d_is_the_library_convolution(cin, cout, kernel, shape) -> None:
+def test_matmul_conv_transpose2d_is_the_library_convolution(cin, cout, kernel, shape, stride) -> None:
     torch.manual_seed(0)
     x = torch.randn(5, cin, *shape, requires_grad=True)
-    library = nn.ConvTranspose2d(cin, cout, kernel, stride=2)
-    _compare(library, MatmulConvTranspose2d(cin, cout, kernel, stride=2), x)
+    library = nn.ConvTranspose2d(cin, cout, kernel, stride=stride)
+    _compare(library, MatmulConvTranspose2d(cin, cout, kernel, stride=stride), x)
+
+
+def test_matmul_conv_transpose2d_to_one_channel_on_a_channels_last_input() -> None:
+    """The decoder's last layer reads the channels-last output of the library's previous layer."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 28, 7, 13).contiguous(memory_format=torch.channels_last).requires_grad_()
+    _compare(nn.ConvTranspose2d(28, 1, (2, 4), stride=2), MatmulConvTranspose2d(28, 1, (2, 4), stride=2), x)
 
 
 def test_matmul_conv_transpose2d_of_a_1x1_input_is_channels_last() -> None:
@@ -103,6 +113,11 @@ def test_matmul_conv_transpose2d_honours_output_size_and_padding() -> None:
     plain_lib, plain = nn.ConvTranspose2d(6, 4, 3, stride=2), MatmulConvTranspose2d(6, 4, 3, stride=2)
     plain.load_state_dict(plain_lib.state_dict())
     torch.testing.assert_close(plain(x, output_size=[4, 4]), plain_lib(x, output_size=[4, 4]))
+    one_lib, one = nn.ConvTranspose2d(6, 1, (2, 4), stride=2), MatmulConvTranspose2d(6, 1, (2, 4), stride=2)
+    one.load_state_dict(one_lib.state_dict())
+    x = torch.randn(3, 6, 3, 5)
+    torch.testing.assert_close(one(x), one_lib(x))  # the natural 6 x 12
+    torch.testing.assert_close(one(x, output_size=[7, 13]), one_lib(x, output_size=[7, 13]))  # output padding
 
 
 def test_mnist_split_networks_keep_their_state_dict_keys() -> None:

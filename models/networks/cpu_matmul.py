@@ -1,19 +1,22 @@
-"""The matrix products of training on the CPU through oneDNN, which uses the core's widest vector instructions.
+"""The matrix products of training on non-Intel x86 CPUs through oneDNN, which uses the core's widest vector
+instructions.
 
 PyTorch's CPU ``mm``/``addmm`` (so ``nn.Linear`` and the matmul convolutions of :mod:`.matmul_conv`) call MKL's
 sgemm, and MKL runs its AVX2 code on AMD processors even where the core has AVX-512; oneDNN (PyTorch's
 ``mkldnn``), which the library's convolutions already use, picks the core's own instructions. On an AMD EPYC core
 with AVX-512 (one thread) a [600 x 1536] x [1536 x 256] product takes 4.5 ms by MKL and 2.0 ms by oneDNN (105 vs
-240 GFLOP/s); where MKL and oneDNN use the same instructions they run at about the same speed
-(``benchmarks/cpu_matmul.py``).
+240 GFLOP/s). On Intel, MKL runs its AVX-512 code and beats oneDNN at these shapes: a step's products took 21.6 ms
+by MKL and 25.0 ms by oneDNN on a Xeon with AVX-512 (``benchmarks/cpu_matmul.py``, ``cpu_matmul-intel.json``).
 
 :func:`linear` is ``F.linear`` with its forward product and both backward products (input and weight gradients)
-done by oneDNN, in fp32 as MKL does them, when a gradient is wanted on the CPU; inference keeps the library's
-path (no oneDNN kernel to build for every new batch size of a serving process). :class:`Linear` is ``nn.Linear``
-with that forward, same parameters and state_dict.
+done by oneDNN, in fp32 as MKL does them, when a gradient is wanted on the CPU of a machine where
+:data:`ONEDNN_PRODUCTS` holds; inference keeps the library's path (no oneDNN kernel to build for every new batch
+size of a serving process). :class:`Linear` is ``nn.Linear`` with that forward, same parameters and state_dict.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +28,28 @@ from torch.autograd.function import once_differentiable
 MIN_MULTIPLY_ADDS = 1 << 20
 
 
+def onednn_beats_mkl(vendor: str) -> bool:
+    """Whether oneDNN's products beat MKL's on an x86 CPU of this ``vendor_id``: MKL picks its widest code on
+    Intel's processors only (module doc). Unknown vendors (other architectures, no /proc) keep the library."""
+    return vendor not in ("", "GenuineIntel")
+
+
+def cpu_vendor() -> str:
+    """The ``vendor_id`` of /proc/cpuinfo ("GenuineIntel", "AuthenticAMD", ...); "" where there is none."""
+    try:
+        with Path("/proc/cpuinfo").open() as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+#: Whether training's products on this machine's CPU go through oneDNN (:func:`onednn_beats_mkl`).
+ONEDNN_PRODUCTS = onednn_beats_mkl(cpu_vendor())
+
+
 def _onednn_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``a @ b.T (+ bias)`` for 2-D fp32 CPU tensors, by oneDNN (strided views are read as they are)."""
     return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
@@ -33,7 +58,8 @@ def _onednn_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = Non
 def _wanted(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether :func:`linear` of these tensors goes through oneDNN (module doc)."""
     return (
-        torch.is_grad_enabled()
+        ONEDNN_PRODUCTS
+        and torch.is_grad_enabled()
         and (x.requires_grad or weight.requires_grad)
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32

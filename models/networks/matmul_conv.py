@@ -7,7 +7,8 @@ computed differently. On other devices, and where the gathered form would be slo
 Why: at MNIST-Split's shapes some CPU kernels run far below the machine's matrix-product speed
 (``benchmarks/conv_layers.py``; 1 thread, batch 200): the last encoder convolution (128 -> 256 channels, output
 1 x 3), whose backward pass takes 3x its forward, and the decoder's first transposed convolution, whose 1 x 1
-input makes it a plain matrix product, done by the library at a fifth of that speed. The first encoder layer is
+input makes it a plain matrix product, done by the library at a fifth of that speed; its last transposed
+convolution, whose single output channel leaves the library's kernel little to work with. The first encoder layer is
 no faster alone, but its channels-last output makes the library's second layer faster. With fused Adam, this took a
 VAEVAE step of the paper's code's networks from about 0.42 s to 0.29 s (``benchmarks/train_step.py``). The other
 layers were timed the same way and the library is as fast or faster there.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from models.networks.cpu_matmul import linear
 
@@ -32,6 +34,38 @@ def live_taps(size: int, kernel: int, stride: int, padding: int, out: int) -> tu
     least one of the ``out`` output positions. Taps outside multiply zeros only and are left out."""
     taps = [t for t in range(kernel) if any(0 <= o * stride + t - padding < size for o in range(out))]
     return taps[0], taps[-1] + 1
+
+
+def _window_overlap(start: int, size: int, length: int) -> tuple[int, int, int]:
+    """A window of ``size`` taps from ``start`` (in input coordinates; may reach into the padding) against an input
+    of ``length``: (first tap inside the input, the input index it reads, how many taps read the input)."""
+    first = max(0, -start)
+    return first, start + first, max(0, min(size, length - start) - first)
+
+
+class _GatherWindows(torch.autograd.Function):
+    """The kh x kw windows of a zero-padded channels-last input (batch, h, w, channels), one per output position,
+    as (batch, positions, kh, kw, channels). Its backward adds each window's gradient into one input-sized
+    gradient, where autograd's stack of padded slices writes an input-sized gradient per window and then adds them."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, starts: list[tuple[int, int]], kh: int, kw: int) -> torch.Tensor:
+        ctx.meta = (x.shape, starts, kh, kw)
+        patches = x.new_zeros(x.shape[0], len(starts), kh, kw, x.shape[3])
+        for p, (a, b) in enumerate(starts):
+            (ta, ia, na), (tb, ib, nb) = _window_overlap(a, kh, x.shape[1]), _window_overlap(b, kw, x.shape[2])
+            patches[:, p, ta : ta + na, tb : tb + nb] = x[:, ia : ia + na, ib : ib + nb]
+        return patches
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        shape, starts, kh, kw = ctx.meta
+        grad_x = grad.new_zeros(shape)
+        for p, (a, b) in enumerate(starts):
+            (ta, ia, na), (tb, ib, nb) = _window_overlap(a, kh, shape[1]), _window_overlap(b, kw, shape[2])
+            grad_x[:, ia : ia + na, ib : ib + nb] += grad[:, p, ta : ta + na, tb : tb + nb]
+        return grad_x, None, None, None
 
 
 class MatmulConv2d(nn.Conv2d):
@@ -60,15 +94,14 @@ class MatmulConv2d(nn.Conv2d):
         kh, kw = r1 - r0, c1 - c0
         # Channels-last patches: the gather copies whole channel vectors, and the input's gradient comes back in
         # the channels-last layout of the previous layer's output (mixed layouts make its ReLU backward slow).
-        # Pad so that output position o reads rows o*s .. o*s + kh - 1 of the padded input (tap r0 first).
+        # Output position (i, j) reads input rows from i*sh - ph + r0 and columns from j*sw - pw + c0.
         top, left = ph - r0, pw - c0
-        pads = (0, 0, left, (ow - 1) * sw + kw - w - left, top, (oh - 1) * sh + kh - h - top)
-        xp = F.pad(x.permute(0, 2, 3, 1), pads)
         if sliced:
-            patches = torch.stack(
-                [xp[:, i * sh : i * sh + kh, j * sw : j * sw + kw] for i in range(oh) for j in range(ow)], 1
-            )
+            starts = [(i * sh - top, j * sw - left) for i in range(oh) for j in range(ow)]
+            patches = _GatherWindows.apply(x.permute(0, 2, 3, 1), starts, kh, kw)
         else:
+            pads = (0, 0, left, (ow - 1) * sw + kw - w - left, top, (oh - 1) * sh + kh - h - top)
+            xp = F.pad(x.permute(0, 2, 3, 1), pads)
             patches = xp.unfold(1, kh, sh).unfold(2, kw, sw).permute(0, 1, 2, 4, 5, 3)
         weight = self.weight[:, :, r0:r1, c0:c1].permute(0, 2, 3, 1).reshape(self.out_channels, -1)
         out = linear(patches.reshape(batch * oh * ow, -1), weight, self.bias)
@@ -76,22 +109,61 @@ class MatmulConv2d(nn.Conv2d):
 
 
 class MatmulConvTranspose2d(nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d`` that computes a 1 x 1 input as the matrix product it is on the CPU: each input
-    vector times the weight is the whole (out_channels, kh, kw) output. Larger inputs (whose blocks overlap) and
-    other devices use the library's kernel: an overlap-add by ``F.fold`` was not faster in a training step.
+    """``nn.ConvTranspose2d`` computed as a matrix product on the CPU where that beats the library:
 
-    The output is channels-last (the product's columns run over (kh, kw, out_channels)): the library's next
-    transposed convolution is faster on a channels-last input, forward + backward 5.7 ms instead of 9.6 ms for
-    MNIST-Split's 56 -> 28 layer at batch 200 (one AVX-512 core).
+    - a 1 x 1 input (the decoder's first layer): each input vector times the weight is the whole
+      (out_channels, kh, kw) output. The output is channels-last (the product's columns run over (kh, kw,
+      out_channels)): the library's next transposed convolution is faster on a channels-last input, forward +
+      backward 5.7 ms instead of 9.6 ms for MNIST-Split's 56 -> 28 layer at batch 200 (one AVX-512 core).
+    - one output channel (the decoder's last layer, which draws the image): the product gives every input pixel's
+      kh x kw block, and the blocks are added where they overlap (:func:`_overlap_add`). For MNIST-Split's
+      28 -> 1 layer (kernel 2 x 4, 7 x 13 -> 14 x 28, batch 200) forward + backward took 3.4 ms against the
+      library's 5.3 ms, and a VAEVAE step 4.7 ms less (median of 25 interleaved pairs; Xeon, one thread).
+
+    Other layers (whose many overlapping channels make the overlap-add slower than the library; an ``F.fold``
+    overlap-add was not faster either) and other devices use the library's kernel.
     """
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         kh, kw = self.kernel_size
         plain = self.groups == 1 and self.padding == (0, 0) and self.output_padding == (0, 0)
-        if output_size is not None and tuple(output_size[-2:]) != (kh, kw):
-            plain = False  # an output padding is asked for
-        if x.device.type != "cpu" or x.shape[-2:] != (1, 1) or not plain:
+        plain = plain and self.dilation == (1, 1)
+        if output_size is not None:
+            h, w = x.shape[-2:]
+            natural = ((h - 1) * self.stride[0] + kh, (w - 1) * self.stride[1] + kw)
+            plain = plain and tuple(output_size[-2:]) == natural  # otherwise an output padding is asked for
+        if x.device.type != "cpu" or not plain:
             return super().forward(x, output_size)
-        weight = self.weight.permute(0, 2, 3, 1).reshape(self.in_channels, -1)
-        out = linear(x.flatten(1), weight.t()).view(x.shape[0], kh, kw, self.out_channels).permute(0, 3, 1, 2)
+        if x.shape[-2:] == (1, 1):
+            weight = self.weight.permute(0, 2, 3, 1).reshape(self.in_channels, -1)
+            out = linear(x.flatten(1), weight.t()).view(x.shape[0], kh, kw, self.out_channels).permute(0, 3, 1, 2)
+        elif self.out_channels == 1:
+            out = _overlap_add(x, self.weight, self.stride)
+        else:
+            return super().forward(x, output_size)
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+
+
+def _overlap_add(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int]) -> torch.Tensor:
+    """``F.conv_transpose2d(x, weight, stride=stride)`` (no padding, groups or dilation) as one product and an
+    overlap-add, returned channels-last.
+
+    Output pixel (s*i + a, s*j + b) receives input pixel (i - p, j - q) through kernel tap (a + s*p, b + s*q). With
+    the kernel zero-padded to whole s x s blocks (p < ph, q < pw), the product of each input pixel with the weight
+    gives its ph x pw blocks, and block (p, q) of input pixel (i - p, j - q) lands in output block (i, j): the output
+    is the sum of ph * pw shifted copies of the product.
+    """
+    (sh, sw), (batch, cin, h, w) = stride, x.shape
+    _, cout, kh, kw = weight.shape
+    ph, pw = -(-kh // sh), -(-kw // sw)
+    blocks = F.pad(weight, (0, pw * sw - kw, 0, ph * sh - kh)).permute(0, 2, 3, 1).reshape(cin, -1)
+    taps = linear(x.permute(0, 2, 3, 1).reshape(-1, cin), blocks.t()).view(batch, h, w, ph, sh, pw, sw, cout)
+    out = None
+    for p in range(ph):
+        for q in range(pw):
+            # block (p, q) of every input pixel, shifted p block rows down and q block columns right
+            shifted = F.pad(taps[:, :, :, p, :, q], (0, 0, 0, 0, 0, 0, q, pw - 1 - q, p, ph - 1 - p))
+            out = shifted if out is None else out + shifted
+    rows, cols = (h + ph - 1) * sh, (w + pw - 1) * sw
+    out = out.permute(0, 1, 3, 2, 4, 5).reshape(batch, rows, cols, cout)
+    return out[:, : (h - 1) * sh + kh, : (w - 1) * sw + kw].permute(0, 3, 1, 2)
