@@ -73,7 +73,8 @@ def main() -> None:
         rows.append({"layer": name, "library_ms": round(lib_ms, 2), "matmul_ms": round(mat_ms, 2),
                      "speedup": round(lib_ms / mat_ms, 2), "max_abs_difference": diff})  # fmt: skip
         print(f"{name:30s} library {lib_ms:7.2f} ms  matmul {mat_ms:7.2f} ms  x{lib_ms / mat_ms:.2f}  diff {diff:.1e}")
-    save(f"conv_layers{args.result_suffix}", {"batch": BATCH, "threads": args.threads, "repeats": args.repeats, "results": rows})
+    result = {"batch": BATCH, "threads": args.threads, "repeats": args.repeats, "results": rows}
+    save(f"conv_layers{args.result_suffix}", result)
 
 
 if __name__ == "__main__":
