@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -21,6 +20,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _machine import median_of, save  # noqa: E402
 
 from models.networks.matmul_conv import MatmulConv2d, MatmulConvTranspose2d  # noqa: E402
 
@@ -38,13 +39,7 @@ LAYERS = [
 
 def time_layer(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor, repeats: int) -> float:
     """Median milliseconds of forward + backward."""
-    times = []
-    for i in range(repeats + 3):
-        start = time.perf_counter()
-        layer(x).backward(grad)
-        if i >= 3:
-            times.append(time.perf_counter() - start)
-    return 1000 * sorted(times)[len(times) // 2]
+    return 1000 * median_of(lambda: layer(x).backward(grad), repeats)
 
 
 def main() -> None:
@@ -54,7 +49,6 @@ def main() -> None:
     parser.add_argument("--result-suffix", default="", help="added to the result file's name")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from _machine import save
 
     rows = []
     for name, make, shape, input_grad in LAYERS:
