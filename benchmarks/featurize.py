@@ -2,7 +2,7 @@
 
     python3 benchmarks/featurize.py [--data ../shared/data/massbank/massbank-pos-ms2.mgf.gz] [--molecules 2000]
 
-Writes benchmarks/results/featurize.json.
+Writes benchmarks/results/featurize<--result-suffix>.json.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--molecules", type=int, default=2000, help="distinct SMILES to fingerprint")
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name")
     args = parser.parse_args()
     figures: dict = {"data": str(args.data), "timing": "seconds; reading timed once, the rest best of repeats"}
 
@@ -88,7 +89,7 @@ def main() -> None:
         f"SMILES parse: {1 / parse_s:,.0f}/s; molecule_from_smiles (parse, InChIKey, formula, mass, "
         f"{DEFAULT_FINGERPRINT_SPEC}): {1 / full:,.0f}/s"
     )
-    save("featurize", figures)
+    save(f"featurize{args.result_suffix}", figures)
 
 
 if __name__ == "__main__":
