@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -34,6 +35,20 @@ def machine() -> dict[str, Any]:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def kernel_timing_args(description: str) -> argparse.Namespace:
+    """The command line of a benchmark that times kernels on the CPU (``--threads``, ``--repeats``,
+    ``--result-suffix``), with torch set to that many threads."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args
 
 
 def save(name: str, figures: dict[str, Any]) -> Path:

@@ -10,7 +10,6 @@ Inputs come in the layout the networks give them: channels-last for every layer 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import median_of, save  # noqa: E402
+from _machine import kernel_timing_args, median_of, save  # noqa: E402
 
 from models.networks.matmul_conv import MatmulConv2d, MatmulConvTranspose2d  # noqa: E402
 
@@ -43,12 +42,7 @@ def time_layer(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor, repeats: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--result-suffix", default="", help="added to the result file's name")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = kernel_timing_args(__doc__.split("\n")[0])
 
     rows = []
     for name, make, shape, input_grad in LAYERS:

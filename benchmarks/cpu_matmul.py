@@ -13,7 +13,6 @@ core without AVX-512 (where MKL's code is AVX2 too). Writes ``benchmarks/results
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import median_of, save  # noqa: E402
+from _machine import kernel_timing_args, median_of, save  # noqa: E402
 
 from models.networks import cpu_matmul  # noqa: E402
 from models.networks.cpu_matmul import cpu_vendor, linear  # noqa: E402
@@ -49,17 +48,12 @@ def time_product(fn, x: torch.Tensor, w: torch.Tensor, grad: torch.Tensor, repea
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--result-suffix", default="", help="added to the result file's name")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = kernel_timing_args(__doc__.split("\n")[0])
 
     capability = torch.backends.cpu.get_cpu_capability()
     onednn_isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "the core's widest")
-    chosen = cpu_matmul.ONEDNN_PRODUCTS
-    print(f"torch's CPU capability {capability}; oneDNN limited to: {onednn_isa}; CPU vendor {cpu_vendor()!r}, "
+    chosen, vendor = cpu_matmul.ONEDNN_PRODUCTS, cpu_vendor()
+    print(f"torch's CPU capability {capability}; oneDNN limited to: {onednn_isa}; CPU vendor {vendor!r}, "
           f"training's products by {'oneDNN' if chosen else 'the library'} here")  # fmt: skip
     cpu_matmul.ONEDNN_PRODUCTS = True  # time the oneDNN column whatever the choice
     rows = []
@@ -85,8 +79,8 @@ def main() -> None:
     print(f"all products: library {total_lib:.2f} ms, oneDNN {total_dnn:.2f} ms (x{total_lib / total_dnn:.2f})")
     save(
         f"cpu_matmul{args.result_suffix}",
-        {"threads": args.threads, "repeats": args.repeats, "cpu_capability": capability,
-         "onednn_max_cpu_isa": onednn_isa, "cpu_vendor": cpu_vendor(), "onednn_chosen_here": chosen, "results": rows,
+        {"threads": args.threads, "repeats": args.repeats,  # the machine's cpu_capability is in "machine"
+         "onednn_max_cpu_isa": onednn_isa, "cpu_vendor": vendor, "onednn_chosen_here": chosen, "results": rows,
          "total_library_ms": round(total_lib, 2), "total_onednn_ms": round(total_dnn, 2)},
     )  # fmt: skip
 

@@ -50,20 +50,20 @@ class _GatherWindows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, starts: list[tuple[int, int]], kh: int, kw: int) -> torch.Tensor:
-        ctx.meta = (x.shape, starts, kh, kw)
+        # per window: (first tap, first input index, taps inside) along rows, then along columns
+        spans = [(_window_overlap(a, kh, x.shape[1]), _window_overlap(b, kw, x.shape[2])) for a, b in starts]
+        ctx.meta = (x.shape, spans)
         patches = x.new_zeros(x.shape[0], len(starts), kh, kw, x.shape[3])
-        for p, (a, b) in enumerate(starts):
-            (ta, ia, na), (tb, ib, nb) = _window_overlap(a, kh, x.shape[1]), _window_overlap(b, kw, x.shape[2])
+        for p, ((ta, ia, na), (tb, ib, nb)) in enumerate(spans):
             patches[:, p, ta : ta + na, tb : tb + nb] = x[:, ia : ia + na, ib : ib + nb]
         return patches
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        shape, starts, kh, kw = ctx.meta
+        shape, spans = ctx.meta
         grad_x = grad.new_zeros(shape)
-        for p, (a, b) in enumerate(starts):
-            (ta, ia, na), (tb, ib, nb) = _window_overlap(a, kh, shape[1]), _window_overlap(b, kw, shape[2])
+        for p, ((ta, ia, na), (tb, ib, nb)) in enumerate(spans):
             grad_x[:, ia : ia + na, ib : ib + nb] += grad[:, p, ta : ta + na, tb : tb + nb]
         return grad_x, None, None, None
 
