@@ -1,7 +1,11 @@
-"""Featurization throughput on real MassBank data: spectra read and binned per second, fingerprints per second.
+"""Featurization throughput on real MassBank data: spectra read and binned per second, fingerprints per second;
+and the candidate import's RDKit work per molecule, step by step, on MOSES molecules.
 
     python3 benchmarks/featurize.py [--data ../shared/data/massbank/massbank-pos-ms2.mgf.gz] [--molecules 2000]
+        [--moses ../shared/data/molecules/moses/train.csv.gz] [--moses-molecules 3000]
 
+The import's figures depend on the RDKit version as much as on the CPU (the version is recorded): to time another
+one, install it into a folder (``pip install --no-deps --target DIR rdkit==X``) and run with ``PYTHONPATH=DIR``.
 Writes benchmarks/results/featurize<--result-suffix>.json.
 """
 
@@ -12,27 +16,60 @@ import time
 from pathlib import Path
 
 from _machine import best_of, save
+from rdkit import Chem, rdBase
 
+from app.candidates.featurize import featurize_chunk
+from app.candidates.readers import open_entries
 from models.featurize.binning import BinningSpec, featurize_spectra, featurize_spectrum
 from models.featurize.fingerprints import (
     DEFAULT_FINGERPRINT_SPEC,
     InvalidMoleculeError,
     fingerprint_bits,
     mol_from_smiles,
+    molecule_from_mol,
     molecule_from_smiles,
 )
 from models.featurize.mgf import Spectrum, read_spectra
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/massbank/massbank-pos-ms2.mgf.gz"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared/data"
+DEFAULT_DATA = SHARED_DATA / "massbank/massbank-pos-ms2.mgf.gz"
+DEFAULT_MOSES = SHARED_DATA / "molecules/moses/train.csv.gz"
+
+
+def import_work_per_molecule(path: Path, n: int, repeats: int = 3) -> dict:
+    """Microseconds per molecule of each RDKit step of a candidate import (``featurize_chunk``) on the first ``n``
+    records of ``path``, each step the best of ``repeats``, and of the whole chunk."""
+    with open_entries(path) as (_, entries):
+        chunk = [entry for entry, _ in zip(entries, range(n), strict=False)]
+    smiles = [entry.smiles for entry in chunk]
+    mols = [mol_from_smiles(text) for text in smiles]
+    steps = {
+        "parse and sanitize": lambda: [mol_from_smiles(text) for text in smiles],
+        "identity (InChIKey, canonical SMILES, formula, mass)": lambda: [molecule_from_mol(m, None) for m in mols],
+        "of which InChIKey": lambda: [Chem.MolToInchiKey(m) for m in mols],
+        "morgan2-2048": lambda: fingerprint_bits(mols, "morgan2-2048"),
+        "maccs": lambda: fingerprint_bits(mols, "maccs"),
+        "featurize_chunk (all of it)": lambda: featurize_chunk(chunk, DEFAULT_FINGERPRINT_SPEC),
+    }
+    per_molecule_us = {name: best_of(fn, repeats) / len(chunk) * 1e6 for name, fn in steps.items()}
+    for name, us in per_molecule_us.items():
+        print(f"import work, {name}: {us:,.0f} us/molecule")
+    whole = per_molecule_us["featurize_chunk (all of it)"]
+    print(f"import work: {1e6 / whole:,.0f} molecules/s on one core (RDKit {rdBase.rdkitVersion})")
+    return {"file": str(path), "molecules": len(chunk), "rdkit": rdBase.rdkitVersion,
+            "per_molecule_us": per_molecule_us, "molecules_per_s_one_core": 1e6 / whole}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--molecules", type=int, default=2000, help="distinct SMILES to fingerprint")
+    parser.add_argument("--moses", type=Path, default=DEFAULT_MOSES, help="a MOSES CSV (the import's molecules)")
+    parser.add_argument("--moses-molecules", type=int, default=3000, help="its first records to time")
     parser.add_argument("--result-suffix", default="", help="added to the result file's name")
     args = parser.parse_args()
-    figures: dict = {"data": str(args.data), "timing": "seconds; reading timed once, the rest best of repeats"}
+    figures: dict = {"data": str(args.data), "rdkit": rdBase.rdkitVersion}
+    figures["timing"] = "seconds; reading timed once, the rest best of repeats"
 
     start = time.perf_counter()
     spectra = [s for s in read_spectra(args.data) if isinstance(s, Spectrum)]
@@ -89,6 +126,7 @@ def main() -> None:
         f"SMILES parse: {1 / parse_s:,.0f}/s; molecule_from_smiles (parse, InChIKey, formula, mass, "
         f"{DEFAULT_FINGERPRINT_SPEC}): {1 / full:,.0f}/s"
     )
+    figures["import_work"] = import_work_per_molecule(args.moses, args.moses_molecules)
     save(f"featurize{args.result_suffix}", figures)
 
 
