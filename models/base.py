@@ -3,7 +3,7 @@ inference API (posterior given any observed subset, reconstruction, cross-genera
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import combinations
 
 import torch
@@ -128,9 +128,10 @@ class MultimodalVAE(nn.Module):
             return rules[0]
         return product_of_experts(rules, weights=[1.0 / len(rules)] * len(rules))
 
-    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The mean of p(x_m|z) for every modality m (probabilities for Bernoulli, ids for text)."""
-        return {name: self.likelihoods[name].mean(self.decoders[name](z)) for name in self.names}
+    def decode(self, z: torch.Tensor, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """The mean of p(x_m|z) for every modality m (probabilities for Bernoulli, ids for text), or only for the
+        modalities in ``names`` (a prediction runs only the decoder it needs)."""
+        return {name: self.likelihoods[name].mean(self.decoders[name](z)) for name in names or self.names}
 
     @torch.no_grad()
     def reconstruct(self, observed: dict[str, torch.Tensor], sample: bool = False) -> dict[str, torch.Tensor]:

@@ -289,7 +289,7 @@ class SpectraModel:
 
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(self.model, MultimodalVAE):
-            return self.model.decode(self.model.posterior({"spectrum": x}).mean)["fingerprint"]
+            return self.model.decode(self.model.posterior({"spectrum": x}).mean, ["fingerprint"])["fingerprint"]
         return self.model.predict_proba(x)
 
     def featurize(self, spectra: Sequence[Spectrum]) -> tuple[Any, list[int], dict[int, SpectrumError]]:

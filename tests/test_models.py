@@ -215,6 +215,22 @@ def test_reconstruct_and_sample_shapes():
     assert samples["a"].shape == (7, D) and samples["b"].shape == (7, 4)
 
 
+def test_decode_of_named_modalities_runs_only_their_decoders():
+    torch.manual_seed(0)
+    model = build_model("svae", modalities={"a": mlp_modality(), "b": mlp_modality(4, likelihood=Gaussian())},
+                        latent_dim=L).eval()  # fmt: skip
+    z = torch.randn(5, L)
+    ran = []
+    model.decoders["a"].register_forward_hook(lambda *_: ran.append("a"))
+    model.decoders["b"].register_forward_hook(lambda *_: ran.append("b"))
+    every = model.decode(z)
+    assert ran == ["a", "b"]
+    ran.clear()
+    only_b = model.decode(z, ["b"])
+    assert ran == ["b"] and set(only_b) == {"b"}
+    torch.testing.assert_close(only_b["b"], every["b"], rtol=0, atol=0)
+
+
 def test_mmvae_posterior_of_several_modalities_is_a_mixture():
     torch.manual_seed(0)
     model = build_model("mmvae", modalities=toy(2), latent_dim=L, k=4)
