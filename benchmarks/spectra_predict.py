@@ -1,10 +1,11 @@
 """Annotation throughput of the shipped default model: spectra featurized, fingerprints predicted, and spectra
 annotated end to end (prediction plus ranking 256 candidates each) per second.
 
-    python3 benchmarks/spectra_predict.py [--n 1000] [--device cpu] [--threads 1]
+    python3 benchmarks/spectra_predict.py [--n 1000] [--device cpu] [--threads 1] [--request-spectra 10]
 
 Spectra: the first N records of the MassBank file (real peak lists); candidates: 256 random real MassBank
-fingerprints per spectrum. Writes benchmarks/results/spectra_predict[-cuda].json.
+fingerprints per spectrum. Prediction is timed in one batch and in batches of ``--request-spectra`` (one upload's
+spectra, what the service predicts at a time). Writes benchmarks/results/spectra_predict[-cuda]<--result-suffix>.json.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--request-spectra", type=int, default=10, help="spectra per request")
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -44,13 +47,15 @@ def main() -> None:
     rows = rng.integers(0, len(packed), args.candidates)
     pool = CandidateSet([smiles[i] for i in rows], [""] * len(rows), [""] * len(rows), packed[rows], [None] * len(rows))
 
+    n = len(spectra)
     features, _, _ = featurize_each(spectra, model.binning)
     featurize_s = best_of(lambda: featurize_each(spectra, model.binning), args.repeats)
     predict_s = best_of(lambda: model.predict_features(features), args.repeats)
+    k = args.request_spectra
+    in_requests_s = best_of(lambda: [model.predict_features(features[i : i + k]) for i in range(0, n, k)], args.repeats)
     annotate_s = best_of(lambda: annotate(model, spectra, lambda _: pool, 10), args.repeats)
-    n = len(spectra)
     save(
-        "spectra_predict" + ("-cuda" if str(model.device).startswith("cuda") else ""),
+        "spectra_predict" + ("-cuda" if str(model.device).startswith("cuda") else "") + args.result_suffix,
         {
             "model": model.name,
             "parameters": model.num_parameters(),
@@ -59,6 +64,8 @@ def main() -> None:
             "candidates_per_spectrum": args.candidates,
             "featurize_spectra_per_s": round(n / featurize_s, 1),
             "predict_spectra_per_s": round(n / predict_s, 1),
+            "request_spectra": k,
+            "predict_spectra_per_s_in_requests": round(n / in_requests_s, 1),
             "annotate_spectra_per_s": round(n / annotate_s, 1),
             "note": "best of repeats; annotate = featurize + predict + rank each spectrum's candidates + build "
             "the result items",
