@@ -12,6 +12,7 @@ Writes benchmarks/results/featurize<--result-suffix>.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def import_work_per_molecule(path: Path, n: int, repeats: int = 3) -> dict:
     """Microseconds per molecule of each RDKit step of a candidate import (``featurize_chunk``) on the first ``n``
     records of ``path``, each step the best of ``repeats``, and of the whole chunk."""
     with open_entries(path) as (_, entries):
-        chunk = [entry for entry, _ in zip(entries, range(n), strict=False)]
+        chunk = list(itertools.islice(entries, n))
     smiles = [entry.smiles for entry in chunk]
     mols = [mol_from_smiles(text) for text in smiles]
     steps = {

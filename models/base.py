@@ -131,7 +131,8 @@ class MultimodalVAE(nn.Module):
     def decode(self, z: torch.Tensor, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """The mean of p(x_m|z) for every modality m (probabilities for Bernoulli, ids for text), or only for the
         modalities in ``names`` (a prediction runs only the decoder it needs)."""
-        return {name: self.likelihoods[name].mean(self.decoders[name](z)) for name in names or self.names}
+        names = self.names if names is None else names
+        return {name: self.likelihoods[name].mean(self.decoders[name](z)) for name in names}
 
     @torch.no_grad()
     def reconstruct(self, observed: dict[str, torch.Tensor], sample: bool = False) -> dict[str, torch.Tensor]:

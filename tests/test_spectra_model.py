@@ -96,6 +96,21 @@ def test_mlp_trains_on_paired_only():
         net(MultimodalBatch(unpaired={"spectrum": x}))
 
 
+@pytest.mark.parametrize("name", ["svae", "vaevae"])
+def test_prediction_runs_only_the_fingerprint_decoder(name):
+    model = _tiny(name)
+    ran = []
+    for modality, decoder in model.model.decoders.items():
+        decoder.register_forward_hook(lambda *_, m=modality: ran.append(m))
+    x = np.random.default_rng(0).random((3, model.binning.n_bins), dtype=np.float32)
+    probs = model.predict_features(x)
+    assert ran == ["fingerprint"]
+    with torch.no_grad():
+        z = model.model.posterior({"spectrum": torch.from_numpy(x)}).mean
+        expected = model.model.decode(z)["fingerprint"].numpy()
+    np.testing.assert_allclose(probs, expected, rtol=1e-6)
+
+
 def test_sizes_must_match_binning():
     with pytest.raises(ValueError, match="do not match"):
         SpectraModel.create("svae", latent_dim=4, n_bits=100, **TINY)
