@@ -20,6 +20,7 @@ def machine() -> dict[str, Any]:
     """Platform, CPU count and the versions that matter for the timings."""
     import numpy
     import torch
+    from rdkit import rdBase
 
     return {
         "platform": platform.platform(),
@@ -31,6 +32,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "torch": torch.__version__,
+        # the candidate import and SMILES featurization run at RDKit's speed, which changes between its versions
+        "rdkit": rdBase.rdkitVersion,
         # the vector instructions torch's kernels use here (AVX2, AVX512, ...): CPU timings depend on them
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
