@@ -16,6 +16,24 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def cpu() -> dict[str, str]:
+    """Vendor, family, model and name of the CPU from /proc/cpuinfo: machines with the same name ("AMD EPYC") and
+    vector instructions can still differ in generation (family 25 model 1 is Zen 3, model 17 Zen 4)."""
+    fields = {"vendor_id": "vendor", "cpu family": "family", "model": "model", "model name": "name"}
+    found: dict[str, str] = {}
+    try:
+        with Path("/proc/cpuinfo").open() as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() in fields and fields[key.strip()] not in found:
+                    found[fields[key.strip()]] = value.strip()
+                if not line.strip() and found:
+                    break  # the first processor's block is enough
+    except OSError:
+        pass
+    return found
+
+
 def machine() -> dict[str, Any]:
     """Platform, CPU count and the versions that matter for the timings."""
     import numpy
@@ -25,6 +43,7 @@ def machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu(),
         "cpu_count": os.cpu_count(),
         # other work on the machine while the figures were taken (1, 5, 15 min); timings on a loaded machine are slow
         "load_average": [round(x, 2) for x in os.getloadavg()],

@@ -51,7 +51,7 @@ PAPER_CODE_CLASSES = {
 }
 
 
-def _halves_and_sampler(data: Path, device: str):
+def halves_and_sampler(data: Path, device: str):
     """The MNIST-Split halves of 3,000 training images, and a function drawing one step's (3, 100) indices."""
     import numpy as np
     import torch
@@ -101,7 +101,7 @@ def measure(name: str, data: Path, device: str, steps: int, warmup: int, paper_c
     from models.encoders import GaussianEncoder, JointEncoder
     from training.trainer import adam
 
-    top, bottom, draw = _halves_and_sampler(data, device)
+    top, bottom, draw = halves_and_sampler(data, device)
     model = build_model(name, "mnist-split", paper_code_nets=paper_code_nets).to(device)
     optimiser = adam(model.parameters(), 2e-4)
     passes = [0]
@@ -164,7 +164,7 @@ def measure_paper_code(name: str, data: Path, steps: int, warmup: int, threads: 
     nets = _import_paper_code(code, pixyz)
     module, cls = PAPER_CODE_CLASSES[name]
     model_class = getattr(importlib.import_module(module), cls)
-    top, bottom, draw = _halves_and_sampler(data, "cpu")
+    top, bottom, draw = halves_and_sampler(data, "cpu")
     obj = model_class(nets.z_dim, {"lr": 2e-4}, nets.InferenceX(), nets.InferenceY(), nets.GeneratorX(),
                       nets.GeneratorY(), q=nets.InferenceJoint(), q_star_y=nets.InferenceY_missing(),
                       q_star_x=nets.InferenceX_missing())  # fmt: skip
