@@ -17,21 +17,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def cpu() -> dict[str, str]:
-    """Vendor, family, model and name of the CPU from /proc/cpuinfo: machines with the same name ("AMD EPYC") and
-    vector instructions can still differ in generation (family 25 model 1 is Zen 3, model 17 Zen 4)."""
-    fields = {"vendor_id": "vendor", "cpu family": "family", "model": "model", "model name": "name"}
-    found: dict[str, str] = {}
-    try:
-        with Path("/proc/cpuinfo").open() as cpuinfo:
-            for line in cpuinfo:
-                key, _, value = line.partition(":")
-                if key.strip() in fields and fields[key.strip()] not in found:
-                    found[fields[key.strip()]] = value.strip()
-                if not line.strip() and found:
-                    break  # the first processor's block is enough
-    except OSError:
-        pass
-    return found
+    """Vendor, family, model and name of the CPU: machines with the same name ("AMD EPYC") and vector instructions
+    can still differ in generation (family 25 model 1 is Zen 3, model 17 Zen 4)."""
+    from models.networks.cpu_matmul import cpu_info
+
+    info = cpu_info()
+    names = {"vendor_id": "vendor", "cpu family": "family", "model": "model", "model name": "name"}
+    return {short: info[field] for field, short in names.items() if field in info}
 
 
 def machine() -> dict[str, Any]:

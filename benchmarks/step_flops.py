@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -93,8 +94,8 @@ def main() -> None:
         line = f"{name:12s} {flops['total'] / 1e9:6.2f} GFLOP  floor {floor * 1000:6.1f} ms"
         if name in measured:
             m = measured[name]
-            ours = sorted(m["ours_seconds_per_step"])[len(m["ours_seconds_per_step"]) // 2]
-            code = sorted(m["paper_code_seconds_per_step"])[len(m["paper_code_seconds_per_step"]) // 2]
+            ours = statistics.median(m["ours_seconds_per_step"])
+            code = statistics.median(m["paper_code_seconds_per_step"])
             row |= {"ours_seconds_per_step": ours, "paper_code_seconds_per_step": code,
                     "speedup_measured": m["speedup_of_medians"], "speedup_ceiling": round(code / floor, 2),
                     "share_of_our_step_at_the_floor": round(floor / ours, 3)}  # fmt: skip

@@ -4,13 +4,15 @@ checks it) while inference keeps the library's."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from models import MultimodalBatch, build_model
 from models.networks import cpu_matmul
-from models.networks.cpu_matmul import Linear, linear, onednn_beats_mkl
+from models.networks.cpu_matmul import Linear, cpu_info, cpu_vendor, linear, onednn_beats_mkl
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no oneDNN in this torch build")
 
@@ -25,6 +27,13 @@ def test_onednn_is_chosen_where_mkl_runs_below_the_core_width() -> None:
     assert onednn_beats_mkl("AuthenticAMD") and onednn_beats_mkl("HygonGenuine")
     assert not onednn_beats_mkl("GenuineIntel")
     assert not onednn_beats_mkl("")  # no vendor_id: another architecture, or no /proc
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="no /proc/cpuinfo here")
+def test_cpu_info_reads_the_first_processor() -> None:
+    info = cpu_info()
+    assert info["processor"] == "0"  # fields of later processors do not overwrite the first one's
+    assert cpu_vendor() == info.get("vendor_id", "")
 
 
 def test_the_library_path_where_onednn_is_not_chosen(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,16 +34,27 @@ def onednn_beats_mkl(vendor: str) -> bool:
     return vendor not in ("", "GenuineIntel")
 
 
-def cpu_vendor() -> str:
-    """The ``vendor_id`` of /proc/cpuinfo ("GenuineIntel", "AuthenticAMD", ...); "" where there is none."""
+def cpu_info() -> dict[str, str]:
+    """The fields of the first processor in /proc/cpuinfo ("vendor_id", "cpu family", "model", "model name", ...);
+    empty where there is none."""
+    fields: dict[str, str] = {}
     try:
         with Path("/proc/cpuinfo").open() as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    if fields:
+                        break  # the end of the first processor's block
+                    continue
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return ""
+    return fields
+
+
+def cpu_vendor() -> str:
+    """The ``vendor_id`` of /proc/cpuinfo ("GenuineIntel", "AuthenticAMD", ...); "" where there is none."""
+    return cpu_info().get("vendor_id", "")
 
 
 #: Whether training's products on this machine's CPU go through oneDNN (:func:`onednn_beats_mkl`).
