@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import best_of, save  # noqa: E402
-from train_step import PAPER_CODE_CLASSES, halves_and_sampler  # noqa: E402
+from train_step import PAPER_CODE_CLASSES, halves_and_sampler, step_batch  # noqa: E402
 
-from models import MultimodalBatch, build_model  # noqa: E402
+from models import build_model  # noqa: E402
 from models.networks import cpu_matmul  # noqa: E402
 
 #: Side of the square products that measure the core's peak rate (large enough for either library to reach it).
@@ -45,14 +45,9 @@ def step_flops(name: str, data: Path) -> dict[str, float]:
     # same products and is counted.
     cpu_matmul.ONEDNN_PRODUCTS = False
     top, bottom, draw = halves_and_sampler(data, "cpu")
-    idx = draw()
-    batch = MultimodalBatch(
-        paired={"top": top[idx[0]], "bottom": bottom[idx[0]]},
-        unpaired={"top": top[idx[1]], "bottom": bottom[idx[2]]},
-    )
     model = build_model(name, "mnist-split", paper_code_nets=True)
     with FlopCounterMode(display=False) as counter:
-        model.loss(batch).total.backward()
+        model.loss(step_batch(top, bottom, draw())).total.backward()
     by_op = {str(op): count for op, count in counter.get_flop_counts()["Global"].items()}
     return {"total": counter.get_total_flops(), **by_op}
 

@@ -62,6 +62,16 @@ def halves_and_sampler(data: Path, device: str):
     return x[:, :, :14], x[:, :, 14:], lambda: torch.randint(0, x.shape[0], (3, 100), device=device)
 
 
+def step_batch(top, bottom, idx):
+    """One step's MultimodalBatch from the (3, 100) indices of ``draw``: paired halves, unpaired tops and bottoms."""
+    from models import MultimodalBatch
+
+    return MultimodalBatch(
+        paired={"top": top[idx[0]], "bottom": bottom[idx[0]]},
+        unpaired={"top": top[idx[1]], "bottom": bottom[idx[2]]},
+    )
+
+
 def _step_seconds(step: Callable[[], None], steps: int, warmup: int, device: str) -> list[float]:
     """Seconds of each of ``steps`` calls of ``step``, after ``warmup`` untimed ones."""
     import torch
@@ -97,7 +107,7 @@ def measure(name: str, data: Path, device: str, steps: int, warmup: int, paper_c
     import torch
 
     torch.set_num_threads(threads)
-    from models import MultimodalBatch, build_model
+    from models import build_model
     from models.encoders import GaussianEncoder, JointEncoder
     from training.trainer import adam
 
@@ -110,12 +120,7 @@ def measure(name: str, data: Path, device: str, steps: int, warmup: int, paper_c
             module.register_forward_hook(lambda *_: passes.__setitem__(0, passes[0] + 1))
 
     def step() -> None:
-        idx = draw()
-        batch = MultimodalBatch(
-            paired={"top": top[idx[0]], "bottom": bottom[idx[0]]},
-            unpaired={"top": top[idx[1]], "bottom": bottom[idx[2]]},
-        )
-        out = model.loss(batch)
+        out = model.loss(step_batch(top, bottom, draw()))
         optimiser.zero_grad(set_to_none=True)
         out.total.backward()
         optimiser.step()
