@@ -1,0 +1,168 @@
+"""Where a training step's time goes, operator by operator.
+
+Runs MNIST-Split training steps of one model (the paper's code's networks, the batch of ``train_step.py``, fused
+Adam, one thread) under a ``TorchDispatchMode`` that times every ATen operator the step calls (forward, backward
+and the optimiser), and sums the times by phase and operator, and by phase, operator, input shapes and, in the
+forward pass, the line of ``models/`` that called it. The sum is the time inside the operators; the mode's own
+Python around each call is left out, so a step under the mode takes longer than the step without it, which is
+timed first. ``--samples 2`` shows the part of a step that does not grow with the batch (Adam, weight-sized copies,
+Python and dispatch).
+
+    python3 benchmarks/step_ops.py [--model vaevae] [--samples 100] [--steps 10] [--top 40] [--data DIR]
+
+Writes ``benchmarks/results/step_ops<suffix>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _machine import save  # noqa: E402
+from train_step import halves_and_sampler, step_batch  # noqa: E402
+
+from models import build_model  # noqa: E402
+from training.trainer import adam  # noqa: E402
+
+MODELS_DIR = str(ROOT / "models")
+
+
+def _shapes(args: tuple) -> str:
+    """Input tensors' shapes; CL marks a 4-d channels-last tensor, T a transposed matrix."""
+    out = []
+    for a in args:
+        if not isinstance(a, torch.Tensor):
+            continue
+        mark = ""
+        if a.dim() == 4 and not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last):
+            mark = "CL"
+        elif a.dim() == 2 and a.shape[1] > 1 and a.stride(0) == 1:
+            mark = "T"
+        out.append(f"{tuple(a.shape)}{mark}")
+    return " x ".join(out)
+
+
+def _caller() -> str:
+    """The innermost line of models/ on the Python stack (the forward pass's call site)."""
+    for frame in reversed(traceback.extract_stack(limit=30)):
+        if frame.filename.startswith(MODELS_DIR):
+            return f"{os.path.relpath(frame.filename, ROOT)}:{frame.lineno}"
+    return ""
+
+
+class OperatorTimes(TorchDispatchMode):
+    """Seconds and calls of every ATen operator, keyed by (phase, operator, shapes, caller)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.phase = "forward"
+        self.times: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        start = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        seconds = time.perf_counter() - start
+        caller = _caller() if self.phase == "forward" else ""
+        entry = self.times[(self.phase, func.overloadpacket.__name__, _shapes(args), caller)]
+        entry[0] += 1
+        entry[1] += seconds
+        return out
+
+
+def _steps(model_name: str, data: Path, samples: int) -> tuple[Callable[[OperatorTimes | None], None], int]:
+    """One optimisation step of the model as a function (marking the phases on a mode, when given), and the
+    model's parameter count."""
+    top, bottom, _ = halves_and_sampler(data, "cpu")
+    model = build_model(model_name, "mnist-split", paper_code_nets=True)
+    optimiser = adam(model.parameters(), 2e-4)
+
+    def step(mode: OperatorTimes | None) -> None:
+        def mark(phase: str) -> None:
+            if mode is not None:
+                mode.phase = phase
+
+        mark("forward")
+        loss = model.loss(step_batch(top, bottom, torch.randint(0, top.shape[0], (3, samples)))).total
+        optimiser.zero_grad(set_to_none=True)
+        mark("backward")
+        loss.backward()
+        mark("optimiser")
+        optimiser.step()
+
+    return step, model.num_parameters()
+
+
+def _rows(times: dict, steps: int, key: Callable[[tuple], tuple]) -> list[dict]:
+    """Per-step calls and milliseconds summed over ``key`` of the entries, slowest first."""
+    grouped: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0])
+    for k, (calls, seconds) in times.items():
+        grouped[key(k)][0] += calls
+        grouped[key(k)][1] += seconds
+    rows = [
+        {"key": list(k), "calls": calls / steps, "ms": round(1000 * seconds / steps, 3)}
+        for k, (calls, seconds) in grouped.items()
+    ]
+    return sorted(rows, key=lambda r: -r["ms"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    default_data = os.environ.get("MSVAE_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=Path(default_data), help="the shared data folder (mnist/)")
+    parser.add_argument("--model", default="vaevae", help="registry name")
+    parser.add_argument("--samples", type=int, default=100, help="paired, unpaired top, unpaired bottom")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (after 5 untimed)")
+    parser.add_argument("--top", type=int, default=40, help="rows printed by shape and call site")
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    step, parameters = _steps(args.model, args.data, args.samples)
+    for _ in range(5):
+        step(None)
+    plain = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step(None)
+        plain.append(time.perf_counter() - start)
+    mode = OperatorTimes()
+    with mode:
+        for _ in range(args.steps):
+            step(mode)
+    by_op = _rows(mode.times, args.steps, lambda k: k[:2])
+    by_site = _rows(mode.times, args.steps, lambda k: k)
+    inside = sum(r["ms"] for r in by_op)
+    calls = sum(r["calls"] for r in by_op)
+    step_ms = 1000 * statistics.median(plain)
+    print(f"{args.model}, {args.samples} samples per part: step {step_ms:.1f} ms (median of {args.steps}, no mode); "
+          f"inside operators {inside:.1f} ms, {calls:.0f} calls per step")  # fmt: skip
+    for r in by_op[:20]:
+        print(f"  {r['key'][0]:9s} {r['key'][1]:32s} {r['calls']:6.1f} calls {r['ms']:8.2f} ms")
+    print("by input shapes and call site:")
+    for r in by_site[: args.top]:
+        phase, op, shapes, caller = r["key"]
+        print(f"  {phase:9s} {op:24s} {shapes:62s} {caller:30s} {r['calls']:5.1f} calls {r['ms']:7.2f} ms")
+    save(f"step_ops{args.result_suffix}", {
+        "model": args.model, "samples_per_part": args.samples, "parameters": parameters, "threads": 1,
+        "networks": "poe-vaes code (paper_code_nets=True)", "steps": args.steps,
+        "step_ms_median_without_mode": round(step_ms, 2), "ms_inside_operators": round(inside, 2),
+        "calls_per_step": calls, "by_operator": by_op,
+        "by_shape_and_caller": by_site[: max(args.top, 100)]})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
