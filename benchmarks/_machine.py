@@ -51,6 +51,12 @@ def machine() -> dict[str, Any]:
     }
 
 
+def add_data_argument(parser: argparse.ArgumentParser) -> None:
+    """``--data``: the shared data folder (``MSVAE_SHARED_DATA``, else ``../shared/data`` beside the repository)."""
+    default = os.environ.get("MSVAE_SHARED_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=Path(default), help="the shared data folder (mnist/)")
+
+
 def kernel_timing_args(description: str) -> argparse.Namespace:
     """The command line of a benchmark that times kernels on the CPU (``--threads``, ``--repeats``,
     ``--result-suffix``), with torch set to that many threads."""

@@ -12,7 +12,6 @@ drawn from all images, Adam lr 1e-3, 300 steps, the MNIST-Split networks; KL on 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -29,9 +28,10 @@ VARIANTS = {
 
 
 def main() -> None:
+    from _machine import add_data_argument, save
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_data = os.environ.get("MSVAE_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--data", type=Path, default=Path(default_data), help="the shared data folder (mnist/)")
+    add_data_argument(parser)
     parser.add_argument("--steps", type=int, default=300, help="Adam steps per run")
     parser.add_argument("--images", type=int, default=3000, help="MNIST training images (the first N)")
     parser.add_argument("--unpaired", choices=["all", "rest"], default="all", help="where unpaired batches come from")
@@ -42,7 +42,6 @@ def main() -> None:
 
     import numpy as np
     import torch
-    from _machine import save
 
     from models import build_model
     from training.diagnostics import mnist_images, posterior_kl_run

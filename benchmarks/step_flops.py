@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import best_of, save  # noqa: E402
+from _machine import add_data_argument, best_of, save  # noqa: E402
 from train_step import PAPER_CODE_CLASSES, halves_and_sampler, step_batch  # noqa: E402
 
 from models import build_model  # noqa: E402
@@ -64,8 +63,7 @@ def peak_flops_per_second(repeats: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_data = os.environ.get("MSVAE_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--data", type=Path, default=Path(default_data), help="the shared data folder (mnist/)")
+    add_data_argument(parser)
     parser.add_argument("--models", nargs="+", default=list(PAPER_CODE_CLASSES), help="registry names")
     parser.add_argument("--speedups", type=Path, default=None, help="a train_step.py --paper-code result, this machine")
     parser.add_argument("--repeats", type=int, default=10, help="timed products for the peak rate (the fastest counts)")

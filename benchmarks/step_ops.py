@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import save  # noqa: E402
+from _machine import add_data_argument, save  # noqa: E402
 from train_step import halves_and_sampler, step_batch  # noqa: E402
 
 from models import build_model  # noqa: E402
@@ -121,8 +121,7 @@ def _rows(times: dict, steps: int, key: Callable[[tuple], tuple]) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_data = os.environ.get("MSVAE_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--data", type=Path, default=Path(default_data), help="the shared data folder (mnist/)")
+    add_data_argument(parser)
     parser.add_argument("--model", default="vaevae", help="registry name")
     parser.add_argument("--samples", type=int, default=100, help="paired, unpaired top, unpaired bottom")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after 5 untimed)")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -231,9 +230,10 @@ def _side_by_side(args: argparse.Namespace, names: list[str]) -> list[dict]:
 
 
 def main() -> None:
+    from _machine import add_data_argument, save
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_data = os.environ.get("MSVAE_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--data", type=Path, default=Path(default_data), help="the shared data folder (mnist/)")
+    add_data_argument(parser)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
@@ -255,8 +255,6 @@ def main() -> None:
         print(json.dumps(measure_paper_code(args.one_code, args.data, args.steps, args.warmup, args.threads,
                                             args.paper_code, args.pixyz)))  # fmt: skip
         return
-
-    from _machine import save
 
     from models import MODEL_NAMES
 
