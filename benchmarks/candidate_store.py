@@ -6,7 +6,7 @@ spectrum by precursor mass window, by formula, and over the whole database (no f
 Loads the store as the service does at start (``CandidateStore.load``), then for real MassBank [M+H]+ spectra
 ranks, with the shipped model's predicted fingerprints: the candidates within 10 ppm of the neutral mass; the
 candidates of the spectrum's molecular formula; every candidate. Timings per spectrum, medians (the machine may
-be shared). Writes benchmarks/results/candidate_store-<sqlite|postgresql>.json.
+be shared). Writes benchmarks/results/candidate_store-<sqlite|postgresql>[<--result-suffix>].json.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--spectra", type=int, default=200)
     parser.add_argument("--full-scans", type=int, default=5)
     parser.add_argument("--loads", type=int, default=3, help="times the store is loaded (the median is reported)")
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name")
     args = parser.parse_args()
     load_before = os.getloadavg()
     model = SpectraModel.load(DEFAULT_MODEL_DIR)
@@ -143,7 +144,7 @@ def main() -> None:
         "benchmarks/service_start.py measures the server's own",
     }
     print(figures, flush=True)
-    save(f"candidate_store-{figures['database']}", figures)
+    save(f"candidate_store-{figures['database']}{args.result_suffix}", figures)
     database.dispose()
 
 
