@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import add_data_argument, save  # noqa: E402
-from train_step import halves_and_sampler, step_batch  # noqa: E402
+from train_step import halves_and_sampler, step_batch, step_seconds  # noqa: E402
 
 from models import build_model  # noqa: E402
 from training.trainer import adam  # noqa: E402
@@ -83,24 +83,20 @@ class OperatorTimes(TorchDispatchMode):
         return out
 
 
-def _steps(model_name: str, data: Path, samples: int) -> tuple[Callable[[OperatorTimes | None], None], int]:
-    """One optimisation step of the model as a function (marking the phases on a mode, when given), and the
-    model's parameter count."""
-    top, bottom, _ = halves_and_sampler(data, "cpu")
+def _steps(model_name: str, data: Path, samples: int, mode: OperatorTimes) -> tuple[Callable[[], None], int]:
+    """One optimisation step of the model as a function that marks its phases on ``mode`` (which times nothing
+    outside its ``with``), and the model's parameter count."""
+    top, bottom, draw = halves_and_sampler(data, "cpu", samples)
     model = build_model(model_name, "mnist-split", paper_code_nets=True)
     optimiser = adam(model.parameters(), 2e-4)
 
-    def step(mode: OperatorTimes | None) -> None:
-        def mark(phase: str) -> None:
-            if mode is not None:
-                mode.phase = phase
-
-        mark("forward")
-        loss = model.loss(step_batch(top, bottom, torch.randint(0, top.shape[0], (3, samples)))).total
+    def step() -> None:
+        mode.phase = "forward"
+        loss = model.loss(step_batch(top, bottom, draw())).total
         optimiser.zero_grad(set_to_none=True)
-        mark("backward")
+        mode.phase = "backward"
         loss.backward()
-        mark("optimiser")
+        mode.phase = "optimiser"
         optimiser.step()
 
     return step, model.num_parameters()
@@ -130,18 +126,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    step, parameters = _steps(args.model, args.data, args.samples)
-    for _ in range(5):
-        step(None)
-    plain = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step(None)
-        plain.append(time.perf_counter() - start)
     mode = OperatorTimes()
+    step, parameters = _steps(args.model, args.data, args.samples, mode)
+    plain = step_seconds(step, args.steps, 5, "cpu")
     with mode:
         for _ in range(args.steps):
-            step(mode)
+            step()
     by_op = _rows(mode.times, args.steps, lambda k: k[:2])
     by_site = _rows(mode.times, args.steps, lambda k: k)
     inside = sum(r["ms"] for r in by_op)

@@ -50,19 +50,20 @@ PAPER_CODE_CLASSES = {
 }
 
 
-def halves_and_sampler(data: Path, device: str):
-    """The MNIST-Split halves of 3,000 training images, and a function drawing one step's (3, 100) indices."""
+def halves_and_sampler(data: Path, device: str, samples: int = 100):
+    """The MNIST-Split halves of 3,000 training images, and a function drawing one step's (3, samples) indices:
+    paired, unpaired top and unpaired bottom."""
     import numpy as np
     import torch
 
     torch.manual_seed(0)
     images = np.load(data / "mnist" / "mnist.npz")["x_train"][:3000]
     x = torch.tensor(images, dtype=torch.float32).div(255).unsqueeze(1).to(device)
-    return x[:, :, :14], x[:, :, 14:], lambda: torch.randint(0, x.shape[0], (3, 100), device=device)
+    return x[:, :, :14], x[:, :, 14:], lambda: torch.randint(0, x.shape[0], (3, samples), device=device)
 
 
 def step_batch(top, bottom, idx):
-    """One step's MultimodalBatch from the (3, 100) indices of ``draw``: paired halves, unpaired tops and bottoms."""
+    """One step's MultimodalBatch from the indices of ``draw``: paired halves, unpaired tops and bottoms."""
     from models import MultimodalBatch
 
     return MultimodalBatch(
@@ -71,7 +72,7 @@ def step_batch(top, bottom, idx):
     )
 
 
-def _step_seconds(step: Callable[[], None], steps: int, warmup: int, device: str) -> list[float]:
+def step_seconds(step: Callable[[], None], steps: int, warmup: int, device: str) -> list[float]:
     """Seconds of each of ``steps`` calls of ``step``, after ``warmup`` untimed ones."""
     import torch
 
@@ -124,7 +125,7 @@ def measure(name: str, data: Path, device: str, steps: int, warmup: int, paper_c
         out.total.backward()
         optimiser.step()
 
-    times = _step_seconds(step, steps, warmup, device)
+    times = step_seconds(step, steps, warmup, device)
     result = {
         **_timing_row(name, times),
         "parameters": model.num_parameters(),
@@ -177,7 +178,7 @@ def measure_paper_code(name: str, data: Path, steps: int, warmup: int, threads: 
         idx = draw()
         obj.model.train(obj.model_args(top[idx[0]], bottom[idx[0]], top[idx[1]], bottom[idx[2]]))
 
-    row = _timing_row(name, _step_seconds(step, steps, warmup, "cpu"))
+    row = _timing_row(name, step_seconds(step, steps, warmup, "cpu"))
     return {**row, "paper_code_class": f"{module}.{cls}"}
 
 
