@@ -1,0 +1,114 @@
+"""models/featurize/maccs.py against RDKit's own MACCS fingerprint, bit for bit: on the ring systems its cycle
+reasoning must get right, on the repository's real structures, and (full data) on MassBank's and 5,000 MOSES
+molecules."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+from pathlib import Path
+
+import pytest
+from rdkit import Chem
+from rdkit.Chem import rdMolDescriptors
+
+from models.featurize.maccs import MAX_FUSED_RINGS, _cycles, maccs_bits, maccs_keys
+from tests.conftest import ROOT, shared_data_dir
+
+# Ring systems where the ring keys' answer depends on cycles that are no perceived ring: envelopes of fused rings
+# (naphthalene's 10-cycle, azulene's and indane's 9-cycles, 4+4's 6-cycle), bridged and cage systems, spiro
+# junctions (no envelope), rings in separate fragments, heteroatoms only on an envelope, macrocycles either side of
+# 14 atoms; plus charges, isotopes, several fragments and aromatic ring counts (keys 49, 125, 166).
+RING_CASES = [
+    "c1ccc2ccccc2c1",
+    "c1ccc2cccc2cc1",
+    "C1CCC2CCCC2C1",
+    "C1CC2C1CC2",
+    "C1CC2CCC1CC2",
+    "C1CC2CC3CC1CC(C2)C3",
+    "C12C3C4C1C5C2C3C45",
+    "C1CCC2(CC1)CCCC2",
+    "C1CC1.C1CCC1",
+    "O1C2CCCC12",
+    "C1CC2CCC1N2",
+    "C1CCCCCCC1",
+    "C1CCCCCCCCCCCCC1",
+    "C1CCCCCCCCCCCCCC1",
+    "C1CCCCCCCCCCCCCCC1",
+    "C1CC2CCCC3CCCC(C1)C23",
+    "c1cc2ccc3ccc4ccc5ccc6ccc1c1c2c3c4c5c61",
+    "C1=CC=C2C=C3C=CC=CC3=CC2=C1",
+    "O=C1CCCN1",
+    "C1CN2CCN1CC2",
+    "c1ccc2[nH]ccc2c1",
+    "C[N+](C)(C)C.[Cl-]",
+    "[13CH3]O",
+    "c1ccccc1.c1ccncc1",
+    "CC(C)(C)C",
+    "C",
+]
+# C60: a fused system of 32 perceived rings, past MAX_FUSED_RINGS, so its ring keys come from their SMARTS
+FULLERENE = (
+    "c12c3c4c5c1c1c6c7c2c2c8c3c3c9c4c4c%10c5c5c1c1c6c6c%11c7c2c2c7c8c3c3c8c9c4c4c9c%10c5c5c1c1c6c6c%11c2c2c7c3"
+    "c3c8c4c4c9c5c1c1c6c2c3c41"
+)
+
+
+def _rdkit_keys(mol: Chem.Mol) -> list[int]:
+    return list(rdMolDescriptors.GetMACCSKeysFingerprint(mol).GetOnBits())
+
+
+def _assert_as_rdkit(smiles: list[str]) -> int:
+    """Every molecule's keys equal RDKit's; how many molecules were compared."""
+    mols = [(s, m) for s, m in ((s, Chem.MolFromSmiles(s)) for s in smiles) if m is not None]
+    wrong = [
+        (s, sorted(set(_rdkit_keys(m)) ^ set(maccs_keys(m))))
+        for s, m in mols
+        if sorted(maccs_keys(m)) != _rdkit_keys(m)
+    ]
+    assert not wrong, f"keys that differ from RDKit's: {wrong[:5]}"
+    return len(mols)
+
+
+@pytest.mark.parametrize("smiles", RING_CASES)
+def test_ring_systems_as_rdkit(smiles):
+    mol = Chem.MolFromSmiles(smiles)
+    assert sorted(maccs_keys(mol)) == _rdkit_keys(mol)
+    rdkit_bits = rdMolDescriptors.GetMACCSKeysFingerprint(mol).ToBitString()
+    assert "".join(map(str, maccs_bits(mol))) == rdkit_bits
+
+
+def test_cycles_seen_beyond_perceived_rings():
+    # naphthalene: two 6-rings and their 10-atom envelope (key 101, a ring of 8 to 14 atoms; key 145, two 6-rings)
+    naphthalene = Chem.MolFromSmiles("c1ccc2ccccc2c1")
+    assert sorted(len(c) for c in _cycles(naphthalene)) == [6, 6, 10]
+    assert {101, 145} <= set(maccs_keys(naphthalene))
+    # spiro rings share an atom, not a bond: no envelope, no key 101
+    assert sorted(len(c) for c in _cycles(Chem.MolFromSmiles("C1CCC2(CC1)CCCC2"))) == [5, 6]
+    assert 101 not in maccs_keys(Chem.MolFromSmiles("C1CCC2(CC1)CCCC2"))
+
+
+def test_large_fused_systems_take_the_smarts():
+    c60 = Chem.MolFromSmiles(FULLERENE)
+    assert c60.GetRingInfo().NumRings() > MAX_FUSED_RINGS and _cycles(c60) is None
+    assert sorted(maccs_keys(c60)) == _rdkit_keys(c60)
+
+
+def test_repository_structures_as_rdkit():
+    """The structures of the MassBank sample and the example candidate lists (real; a fresh clone has them)."""
+    with gzip.open(ROOT / "tests" / "data" / "massbank" / "massbank-pos-ms2.mgf.gz", "rt") as f:
+        smiles = {line[7:].strip() for line in f if line.startswith("SMILES=")}
+    for path in sorted((ROOT / "examples" / "candidates").glob("*.tsv")):
+        smiles |= {line.split("\t")[0] for line in path.read_text().splitlines()[1:]}
+    assert _assert_as_rdkit(sorted(smiles)) > 500
+
+
+@pytest.mark.full_data
+def test_massbank_and_moses_as_rdkit():
+    data = shared_data_dir()
+    with gzip.open(data / "massbank" / "massbank-pos-ms2.mgf.gz", "rt") as f:
+        massbank = sorted({line[7:].strip() for line in f if line.startswith("SMILES=")})
+    with gzip.open(Path(data) / "molecules" / "moses" / "train.csv.gz", "rt") as f:
+        moses = [line.split(",")[0].strip() for line in itertools.islice(f, 1, 5001)]
+    assert _assert_as_rdkit(massbank) > 4000
+    assert _assert_as_rdkit(moses) == 5000
