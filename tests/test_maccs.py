@@ -61,11 +61,8 @@ def _rdkit_keys(mol: Chem.Mol) -> list[int]:
 def _assert_as_rdkit(smiles: list[str]) -> int:
     """Every molecule's keys equal RDKit's; how many molecules were compared."""
     mols = [(s, m) for s, m in ((s, Chem.MolFromSmiles(s)) for s in smiles) if m is not None]
-    wrong = [
-        (s, sorted(set(_rdkit_keys(m)) ^ set(maccs_keys(m))))
-        for s, m in mols
-        if sorted(maccs_keys(m)) != _rdkit_keys(m)
-    ]
+    pairs = [(s, set(maccs_keys(m)), set(_rdkit_keys(m))) for s, m in mols]
+    wrong = [(s, sorted(ours ^ theirs)) for s, ours, theirs in pairs if ours != theirs]
     assert not wrong, f"keys that differ from RDKit's: {wrong[:5]}"
     return len(mols)
 

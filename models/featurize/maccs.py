@@ -1,14 +1,16 @@
 """RDKit's MACCS keys, bit for bit, in about 80% of the time ``rdMolDescriptors.GetMACCSKeysFingerprint`` takes.
 
-MACCS keys are most of a candidate import's RDKit work (~0.58 of ~1.0 ms a MOSES molecule, with parsing, the
-InChIKey and the canonical SMILES). RDKit matches its keys' SMARTS one after the other; its ring keys (a ring of 3
-to 7 atoms, with or without a heteroatom, more than one 6-ring, a ring of 8 to 14 atoms) walk paths round the ring
-atoms, and the last of them, seven recursive SMARTS of 8 to 14 ring atoms, took a fifth of the whole on its own.
+RDKit's MACCS keys were half of a candidate import's RDKit work (0.56 of ~1.1 ms a MOSES molecule, with parsing,
+the InChIKey and the canonical SMILES; ``benchmarks/results/featurize-emr2.json``). RDKit matches its keys' SMARTS
+one after the other; its ring keys (a ring of 3 to 7 atoms, with or without a heteroatom, more than one 6-ring, a
+ring of 8 to 14 atoms) walk paths round the ring atoms, and the last of them, seven recursive SMARTS of 8 to 14 ring
+atoms, took a fifth of the whole on its own (timed key by key).
 Here the ring keys come from the molecule's simple cycles, each a sum (symmetric difference of bond sets) of the
 rings RDKit perceived within one fused system (rings that share no bond share no cycle), and the other keys from
 one ``FilterCatalog`` call over RDKit's own SMARTS (``MACCSkeys.smartsPatts``, each with its minimum match count),
 evaluated in C++. ``tests/test_maccs.py`` pins the result to RDKit's fingerprint bit for bit (and 120,000 MOSES
-test molecules matched it when this was written); ``benchmarks/featurize.py`` times both.
+test molecules matched it when this was written, as did the selected bits of all 1.94M imported molecules);
+``benchmarks/featurize.py`` times both.
 """
 
 from __future__ import annotations
@@ -60,11 +62,11 @@ def _ring_edges(ring: tuple[int, ...]) -> list[tuple[int, int]]:
     return [(a, b) if a < b else (b, a) for a, b in zip(ring, ring[1:] + ring[:1], strict=True)]
 
 
-def _fused_cycles(rings: list[tuple[int, ...]]) -> list[frozenset[int]]:
-    """The simple cycles of 3 to 14 atoms of one fused system (its rings as atoms in ring order), as atom sets:
+def _fused_cycles(rings: list[list[tuple[int, int]]]) -> list[frozenset[int]]:
+    """The simple cycles of 3 to 14 atoms of one fused system (its rings' bonds, :func:`_ring_edges`), as atom sets:
     the sums of its rings (bond sets, as bit masks) in which every atom has two bonds and one walk meets them all."""
     index: dict[tuple[int, int], int] = {}
-    masks = [sum(1 << index.setdefault(edge, len(index)) for edge in _ring_edges(ring)) for ring in rings]
+    masks = [sum(1 << index.setdefault(edge, len(index)) for edge in ring) for ring in rings]
     edges = list(index)
     sums = {0}
     for mask in masks:
@@ -97,6 +99,7 @@ def _cycles(mol: Chem.Mol) -> list[frozenset[int]] | None:
     atoms = [a for ring in rings for a in ring]
     if len(set(atoms)) == len(atoms):  # no atom in two rings (most molecules): the rings are the cycles
         return [frozenset(ring) for ring in rings]
+    ring_edges = [_ring_edges(ring) for ring in rings]
     owner: dict[tuple[int, int], int] = {}  # bond -> a ring of its fused system (union-find over rings)
     parent = list(range(len(rings)))
 
@@ -105,20 +108,20 @@ def _cycles(mol: Chem.Mol) -> list[frozenset[int]] | None:
             parent[i] = i = parent[parent[i]]
         return i
 
-    for i, ring in enumerate(rings):
-        for edge in _ring_edges(ring):
+    for i, edges in enumerate(ring_edges):
+        for edge in edges:
             if edge in owner:
                 parent[root(i)] = root(owner[edge])
             else:
                 owner[edge] = i
-    systems: dict[int, list[tuple[int, ...]]] = {}
-    for i, ring in enumerate(rings):
-        systems.setdefault(root(i), []).append(ring)
+    systems: dict[int, list[int]] = {}
+    for i in range(len(rings)):
+        systems.setdefault(root(i), []).append(i)
     cycles = []
     for system in systems.values():
         if len(system) > MAX_FUSED_RINGS:
             return None
-        cycles += [frozenset(system[0])] if len(system) == 1 else _fused_cycles(system)
+        cycles += [frozenset(rings[system[0]])] if len(system) == 1 else _fused_cycles([ring_edges[i] for i in system])
     return cycles
 
 
@@ -127,6 +130,8 @@ def _ring_keys(mol: Chem.Mol) -> list[int]:
     cycles = _cycles(mol)
     if cycles is None:
         return _catalog_keys(_catalogs()[1], mol)
+    if not cycles:
+        return []
     hetero = {match[0] for match in mol.GetSubstructMatches(_ring_heteroatom(), uniquify=False, maxMatches=1 << 20)}
     keys = set()
     six = set()
