@@ -13,6 +13,7 @@ from rdkit import Chem
 from rdkit.Chem import rdMolDescriptors
 
 from models.featurize.maccs import MAX_FUSED_RINGS, _cycles, maccs_bits, maccs_keys
+from models.featurize.mgf import Spectrum, read_spectra
 from tests.conftest import ROOT, shared_data_dir
 
 # Ring systems where the ring keys' answer depends on cycles that are no perceived ring: envelopes of fused rings
@@ -54,6 +55,11 @@ FULLERENE = (
 )
 
 
+def _mgf_smiles(path: Path) -> list[str]:
+    """The distinct structures (SMILES) of an MGF file's spectra."""
+    return sorted({s.smiles for s in read_spectra(path) if isinstance(s, Spectrum) and s.smiles})
+
+
 def _rdkit_keys(mol: Chem.Mol) -> list[int]:
     return list(rdMolDescriptors.GetMACCSKeysFingerprint(mol).GetOnBits())
 
@@ -81,8 +87,9 @@ def test_cycles_seen_beyond_perceived_rings():
     assert sorted(len(c) for c in _cycles(naphthalene)) == [6, 6, 10]
     assert {101, 145} <= set(maccs_keys(naphthalene))
     # spiro rings share an atom, not a bond: no envelope, no key 101
-    assert sorted(len(c) for c in _cycles(Chem.MolFromSmiles("C1CCC2(CC1)CCCC2"))) == [5, 6]
-    assert 101 not in maccs_keys(Chem.MolFromSmiles("C1CCC2(CC1)CCCC2"))
+    spiro = Chem.MolFromSmiles("C1CCC2(CC1)CCCC2")
+    assert sorted(len(c) for c in _cycles(spiro)) == [5, 6]
+    assert 101 not in maccs_keys(spiro)
 
 
 def test_large_fused_systems_take_the_smarts():
@@ -93,8 +100,7 @@ def test_large_fused_systems_take_the_smarts():
 
 def test_repository_structures_as_rdkit():
     """The structures of the MassBank sample and the example candidate lists (real; a fresh clone has them)."""
-    with gzip.open(ROOT / "tests" / "data" / "massbank" / "massbank-pos-ms2.mgf.gz", "rt") as f:
-        smiles = {line[7:].strip() for line in f if line.startswith("SMILES=")}
+    smiles = set(_mgf_smiles(ROOT / "tests" / "data" / "massbank" / "massbank-pos-ms2.mgf.gz"))
     for path in sorted((ROOT / "examples" / "candidates").glob("*.tsv")):
         smiles |= {line.split("\t")[0] for line in path.read_text().splitlines()[1:]}
     assert _assert_as_rdkit(sorted(smiles)) > 500
@@ -103,9 +109,8 @@ def test_repository_structures_as_rdkit():
 @pytest.mark.full_data
 def test_massbank_and_moses_as_rdkit():
     data = shared_data_dir()
-    with gzip.open(data / "massbank" / "massbank-pos-ms2.mgf.gz", "rt") as f:
-        massbank = sorted({line[7:].strip() for line in f if line.startswith("SMILES=")})
-    with gzip.open(Path(data) / "molecules" / "moses" / "train.csv.gz", "rt") as f:
+    massbank = _mgf_smiles(data / "massbank" / "massbank-pos-ms2.mgf.gz")
+    with gzip.open(data / "molecules" / "moses" / "train.csv.gz", "rt") as f:
         moses = [line.split(",")[0].strip() for line in itertools.islice(f, 1, 5001)]
     assert _assert_as_rdkit(massbank) > 4000
     assert _assert_as_rdkit(moses) == 5000

@@ -147,7 +147,7 @@ def _ring_keys(mol: Chem.Mol) -> list[int]:
             keys.add(_LARGE_RING_KEY)
     if len(six) > 1:
         keys.add(_SIX_RINGS_KEY)
-    return sorted(keys)
+    return list(keys)
 
 
 def maccs_keys(mol: Chem.Mol) -> list[int]:
