@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from models import MultimodalBatch, build_model
 from models.networks import cpu_matmul
-from models.networks.cpu_matmul import Linear, cpu_info, cpu_vendor, linear, onednn_beats_mkl
+from models.networks.cpu_matmul import Linear, cpu_info, cpu_vendor, dense, linear, onednn_beats_mkl
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no oneDNN in this torch build")
 
@@ -82,6 +82,37 @@ def test_linear_is_f_linear_with_its_gradients(lead, k, n, bias, transposed_weig
     for got, want in zip(grads, ref_grads, strict=True):
         assert got.shape == want.shape
         torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-4)
+
+
+def test_dense_copies_only_what_is_not_packed_row_or_column_major() -> None:
+    m = torch.randn(256, 2048)
+    transposed = m.t()
+    assert dense(m) is m and dense(transposed) is transposed
+    sliced = m[:, 512:]  # a column slice: rows 2048 apart, 1536 wide
+    packed = dense(sliced)
+    assert packed.is_contiguous() and packed.data_ptr() != m.data_ptr()
+    torch.testing.assert_close(packed, sliced)
+
+
+def test_onednn_gets_dense_operands_from_sliced_views(monkeypatch: pytest.MonkeyPatch) -> None:
+    """oneDNN multiplies any other strides in its reference kernel, 2,000x slower (cpu_matmul.dense)."""
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    onednn = torch.ops.mkldnn._linear_pointwise
+
+    def spy(a, b, *rest):
+        seen.append((a, b))
+        return onednn(a, b, *rest)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", spy)
+    x = torch.randn(200, 1024)[:, :768].requires_grad_()  # views of wider matrices
+    w = torch.randn(512, 1024)[:, 256:].requires_grad_()
+    y = linear(x, w)
+    y.backward(torch.ones_like(y))
+    assert len(seen) == 3  # forward, input gradient, weight gradient
+    for a, b in seen:
+        for m in (a, b):
+            assert m.is_contiguous() or m.t().is_contiguous(), m.stride()
+    torch.testing.assert_close(y, F.linear(x.detach(), w.detach()), rtol=1e-5, atol=1e-4)
 
 
 def test_inference_and_small_products_keep_the_library_path() -> None:
