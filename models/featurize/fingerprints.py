@@ -65,10 +65,11 @@ class FingerprintPart:
             return rdFingerprintGenerator.GetRDKitFPGenerator(maxPath=7, fpSize=self.n_bits)
         return None
 
-    def bits(self, mol: Chem.Mol) -> np.ndarray:
-        """The bits (uint8 0/1) of the parts without a generator (MACCS, pattern, layered)."""
+    def bits(self, mol: Chem.Mol, keep: frozenset[int] | None = None) -> np.ndarray:
+        """The bits (uint8 0/1) of the parts without a generator (MACCS, pattern, layered). ``keep``: the bits of
+        this part a spec selects (None: all); a bit outside it may be left 0 where that saves work (MACCS)."""
         if self.kind == "maccs":  # RDKit's keys, bit for bit, in less time (models/featurize/maccs.py)
-            return maccs_bits(mol)
+            return maccs_bits(mol) if keep is None else maccs_bits(mol, keep)
         if self.kind == "pattern":
             vector = Chem.PatternFingerprint(mol, fpSize=self.n_bits)
         elif self.kind == "layered":
@@ -295,17 +296,18 @@ def fingerprint_bits(
             except InvalidMoleculeError as exc:
                 raise InvalidMoleculeError(exc.smiles, f"{exc.reason} (molecule {i})") from None
         parsed.append(mol)
+    mask = spec.keep_mask()
     offset = 0
     for part in spec.parts:
         gen = part.generator()
         block = out[:, offset : offset + part.n_bits]
+        keep = None if mask is None else frozenset(np.flatnonzero(mask[offset : offset + part.n_bits]).tolist())
         for i, mol in enumerate(parsed):
             if gen is not None:
                 block[i] = gen.GetFingerprintAsNumPy(mol)
             else:
-                block[i] = part.bits(mol)
+                block[i] = part.bits(mol, keep)
         offset += part.n_bits
-    mask = spec.keep_mask()
     return out if mask is None else np.ascontiguousarray(out[:, mask])
 
 

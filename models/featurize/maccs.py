@@ -15,6 +15,7 @@ test molecules matched it when this was written, as did the selected bits of all
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
@@ -36,16 +37,28 @@ _FRAGMENTS_KEY = 166  # more than one fragment
 MAX_FUSED_RINGS = 10
 
 
-@lru_cache(maxsize=1)
-def _catalogs() -> tuple[FilterCatalog.FilterCatalog, FilterCatalog.FilterCatalog]:
-    """(the keys other than the ring keys, the ring keys) as catalogs of RDKit's MACCS SMARTS; an entry's
-    description is its key number, and it matches where the SMARTS has more (unique) matches than the key's count."""
-    catalogs = FilterCatalog.FilterCatalog(), FilterCatalog.FilterCatalog()
-    for key, (smarts, count) in MACCSkeys.smartsPatts.items():
+def _catalog(keys: Iterable[int]) -> FilterCatalog.FilterCatalog:
+    """RDKit's MACCS SMARTS of ``keys`` as a catalog: an entry's description is its key number, and it matches
+    where the SMARTS has more (unique) matches than the key's count."""
+    catalog = FilterCatalog.FilterCatalog()
+    for key in sorted(keys):
+        smarts, count = MACCSkeys.smartsPatts[key]
         if smarts != "?":
             matcher = FilterCatalog.SmartsMatcher(str(key), smarts, count + 1)
-            catalogs[key in _RING_KEYS].AddEntry(FilterCatalog.FilterCatalogEntry(str(key), matcher))
-    return catalogs
+            catalog.AddEntry(FilterCatalog.FilterCatalogEntry(str(key), matcher))
+    return catalog
+
+
+@lru_cache(maxsize=16)
+def _key_catalog(keys: frozenset[int]) -> FilterCatalog.FilterCatalog:
+    """The catalog of the keys of ``keys`` other than the ring keys (cached by the set: a spec's keys are one)."""
+    return _catalog(keys - _RING_KEYS)
+
+
+@lru_cache(maxsize=1)
+def _ring_catalog() -> FilterCatalog.FilterCatalog:
+    """The ring keys' SMARTS, for molecules whose cycles are too many to sum (:func:`_cycles`)."""
+    return _catalog(_RING_KEYS)
 
 
 @lru_cache(maxsize=1)
@@ -129,7 +142,7 @@ def _ring_keys(mol: Chem.Mol) -> list[int]:
     """The ring keys that are set, from the molecule's cycles (or their SMARTS where it has too many)."""
     cycles = _cycles(mol)
     if cycles is None:
-        return _catalog_keys(_catalogs()[1], mol)
+        return _catalog_keys(_ring_catalog(), mol)
     if not cycles:
         return []
     hetero = {match[0] for match in mol.GetSubstructMatches(_ring_heteroatom(), uniquify=False, maxMatches=1 << 20)}
@@ -150,18 +163,25 @@ def _ring_keys(mol: Chem.Mol) -> list[int]:
     return list(keys)
 
 
-def maccs_keys(mol: Chem.Mol) -> list[int]:
-    """The MACCS keys (1..166) set for a sanitized molecule: the on bits of RDKit's ``GetMACCSKeysFingerprint``."""
-    keys = _catalog_keys(_catalogs()[0], mol) + _ring_keys(mol)
-    if rdMolDescriptors.CalcNumAromaticRings(mol) > 1:
-        keys.append(_AROMATIC_RINGS_KEY)
-    if len(Chem.GetMolFrags(mol)) > 1:
-        keys.append(_FRAGMENTS_KEY)
-    return keys
+#: every MACCS key
+ALL_KEYS = frozenset(range(1, MACCS_BITS))
 
 
-def maccs_bits(mol: Chem.Mol) -> np.ndarray:
-    """:func:`maccs_keys` as RDKit's 167 bits (uint8 0/1; bit 0 unused)."""
+def maccs_keys(mol: Chem.Mol, keys: frozenset[int] = ALL_KEYS) -> list[int]:
+    """The MACCS keys (1..166) set for a sanitized molecule: the on bits of RDKit's ``GetMACCSKeysFingerprint``;
+    only those of ``keys`` are looked for (a fingerprint spec's bit selection leaves the others out)."""
+    found = _catalog_keys(_key_catalog(keys), mol)
+    if not keys.isdisjoint(_RING_KEYS):
+        found += [key for key in _ring_keys(mol) if key in keys]
+    if _AROMATIC_RINGS_KEY in keys and rdMolDescriptors.CalcNumAromaticRings(mol) > 1:
+        found.append(_AROMATIC_RINGS_KEY)
+    if _FRAGMENTS_KEY in keys and len(Chem.GetMolFrags(mol)) > 1:
+        found.append(_FRAGMENTS_KEY)
+    return found
+
+
+def maccs_bits(mol: Chem.Mol, keys: frozenset[int] = ALL_KEYS) -> np.ndarray:
+    """:func:`maccs_keys` as RDKit's 167 bits (uint8 0/1; bit 0 unused; a key not in ``keys`` is 0)."""
     bits = np.zeros(MACCS_BITS, dtype=np.uint8)
-    bits[maccs_keys(mol)] = 1
+    bits[maccs_keys(mol, keys)] = 1
     return bits
