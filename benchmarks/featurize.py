@@ -21,8 +21,10 @@ from _machine import best_of, save
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdMolDescriptors
 
+from app.candidates.default import served_fingerprint_spec
 from app.candidates.featurize import featurize_chunk
 from app.candidates.readers import open_entries
+from app.settings import get_settings
 from models.featurize.binning import BinningSpec, featurize_spectra, featurize_spectrum
 from models.featurize.fingerprints import (
     DEFAULT_FINGERPRINT_SPEC,
@@ -31,6 +33,7 @@ from models.featurize.fingerprints import (
     mol_from_smiles,
     molecule_from_mol,
     molecule_from_smiles,
+    parse_fingerprint_spec,
 )
 from models.featurize.mgf import Spectrum, read_spectra
 
@@ -41,7 +44,9 @@ DEFAULT_MOSES = SHARED_DATA / "molecules/moses/train.csv.gz"
 
 def import_work_per_molecule(path: Path, n: int, repeats: int = 3) -> dict:
     """Microseconds per molecule of each RDKit step of a candidate import (``featurize_chunk``) on the first ``n``
-    records of ``path``, each step the best of ``repeats``, and of the whole chunk."""
+    records of ``path``, each step the best of ``repeats``, and of the whole chunk with the fingerprint the import
+    stores (the default model's, a selection of the MACCS keys) and with the library's default fingerprint."""
+    served = parse_fingerprint_spec(served_fingerprint_spec(get_settings()))
     with open_entries(path) as (_, entries):
         chunk = list(itertools.islice(entries, n))
     smiles = [entry.smiles for entry in chunk]
@@ -52,17 +57,19 @@ def import_work_per_molecule(path: Path, n: int, repeats: int = 3) -> dict:
         "of which InChIKey": lambda: [Chem.MolToInchiKey(m) for m in mols],
         "morgan2-2048": lambda: fingerprint_bits(mols, "morgan2-2048"),
         "maccs": lambda: fingerprint_bits(mols, "maccs"),
+        f"the default model's fingerprint ({served.text[:24]}...)": lambda: fingerprint_bits(mols, served),
         "maccs by RDKit's GetMACCSKeysFingerprint (the same bits)": lambda: [
             rdMolDescriptors.GetMACCSKeysFingerprint(m).ToBitString() for m in mols
         ],
-        "featurize_chunk (all of it)": lambda: featurize_chunk(chunk, DEFAULT_FINGERPRINT_SPEC),
+        "featurize_chunk (all of it)": lambda: featurize_chunk(chunk, served),
+        f"featurize_chunk with {DEFAULT_FINGERPRINT_SPEC}": lambda: featurize_chunk(chunk, DEFAULT_FINGERPRINT_SPEC),
     }
     per_molecule_us = {name: best_of(fn, repeats) / len(chunk) * 1e6 for name, fn in steps.items()}
     for name, us in per_molecule_us.items():
         print(f"import work, {name}: {us:,.0f} us/molecule")
     whole = per_molecule_us["featurize_chunk (all of it)"]
     print(f"import work: {1e6 / whole:,.0f} molecules/s on one core (RDKit {rdBase.rdkitVersion})")
-    return {"file": str(path), "molecules": len(chunk), "per_molecule_us": per_molecule_us,
+    return {"file": str(path), "molecules": len(chunk), "spec": served.text, "per_molecule_us": per_molecule_us,
             "molecules_per_s_one_core": 1e6 / whole}  # fmt: skip
 
 
