@@ -13,13 +13,20 @@ import torch
 
 from app.cli import main as cli_main
 from models.featurize import fingerprint_bits
+from models.networks.spectra import (
+    FINGERPRINT_DECODER_HIDDEN,
+    FINGERPRINT_HIDDEN,
+    SPECTRUM_DECODER_HIDDEN,
+    SPECTRUM_HIDDEN,
+)
 from models.retrieval import candidate_scores
-from models.spectra_model import SpectraModel
+from models.spectra_model import SpectraModel, build_network
 from training.spectra.baseline import random_ranking_report
 from training.spectra.data import MASSBANK_FILE, load_spectra_data, semi_supervised_data
 from training.spectra.evaluate import Protocol, candidate_rows, pool_retrieval
-from training.spectra.experiment import train_one
+from training.spectra.experiment import _network_sizes, train_one
 from training.spectra.report import add_runs, build_report, write_report
+from training.spectra.study import run_network
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +165,21 @@ def test_cli_train_spectra_with_binning_options(shared_data, tmp_path, capsys):
     assert "intensity 'cube' is not one of sqrt, log1p, log1p-relative, linear" in capsys.readouterr().err
     assert cli_main(["train", "mnist-split", "--model", "svae", "--bin-width", "1"]) == 2
     assert "for spectra only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["svae", "vaevae"])
+def test_study_paper_network_is_the_papers_tables(model):
+    """``--network paper`` builds Tables A.8/A.9 with latent 300, not the study's small widths with latent 300."""
+    size, overrides = run_network(model, "paper")
+    latent_dim, sizes = _network_sizes(model, size, overrides)
+    with torch.device("meta"):  # shapes only: the paper's SVAE has 226 M parameters
+        network = build_network(model, latent_dim, {"n_bins": 1100, "n_bits": 144, **sizes})
+    widths = [m.out_features for m in network.modules() if isinstance(m, torch.nn.Linear)]
+    assert latent_dim == 300
+    for width in (*SPECTRUM_HIDDEN, *SPECTRUM_DECODER_HIDDEN, *FINGERPRINT_HIDDEN, *FINGERPRINT_DECODER_HIDDEN):
+        assert width in widths
+    assert 128 not in widths and 256 not in widths  # the study's small widths
+    mlp_size, mlp = run_network("mlp", "paper", ["latent_dim=300"])
+    assert _network_sizes("mlp", mlp_size, mlp)[1] == {"spectrum_hidden": SPECTRUM_HIDDEN}
+    study_size, study = run_network(model, "study", ["latent_dim=32"])
+    assert _network_sizes(model, study_size, study)[0] == 32 and study["spectrum_hidden"] == (256, 128)

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import socket
+import time
 
 import pytest
 import torch
@@ -164,6 +165,24 @@ def test_patience_stops_after_epochs_without_improvement(tmp_path):
     result = run(fresh_model(), data, tmp_path, epochs=6, evaluate=lambda m: {"acc": next(scripted)},
                  select_metric="acc", patience=2)  # fmt: skip
     assert result.best_epoch == 2 and len(result.history) == 4  # epochs 3 and 4 did not beat epoch 2
+
+
+def test_time_limit_stops_after_the_epoch_that_ends_past_it(tmp_path):
+    data = make_semi_supervised(low_rank_data(64), supervision=0.5, seed=0)
+
+    def slow(_):
+        time.sleep(1.0)  # each epoch ends >= 1 s after the last (its few training steps take milliseconds)
+        return {"acc": 0.5}
+
+    result = run(fresh_model(), data, tmp_path, epochs=50, evaluate=slow, select_metric="acc", time_limit_s=1.5)
+    assert len(result.history) == 2  # epoch 1 ends at ~1 s (under the budget), epoch 2 at ~2 s (past it)
+
+
+def test_without_save_last_no_resume_state_is_written(tmp_path):
+    data = make_semi_supervised(low_rank_data(64), supervision=0.5, seed=0)
+    result = run(fresh_model(), data, tmp_path, epochs=2, save_last=False)
+    assert len(result.history) == 2 and (tmp_path / "best.pt").is_file()
+    assert not (tmp_path / "last.pt").exists()
 
 
 def test_select_metric_needs_evaluate(tmp_path):

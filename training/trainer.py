@@ -223,6 +223,8 @@ def train(
     log_every: int = 50,
     progress: bool = True,
     patience: int | None = None,
+    time_limit_s: float | None = None,
+    save_last: bool = True,
 ) -> TrainResult:
     """Train ``model`` on ``data`` for ``epochs`` epochs in total (see the module docstring).
 
@@ -236,6 +238,10 @@ def train(
         resume: continue from ``out_dir/last.pt`` when present (its settings must match); else start afresh.
         log_every: steps between progress-line and TensorBoard updates.
         patience: stop early once this many epochs in a row have not improved on the best (None: never).
+        time_limit_s: stop after the first epoch that ends this many seconds after this call began (a budget on a
+            lent machine; None: never). Every epoch run is complete, so the best epoch is one of them.
+        save_last: write ``last.pt`` after every epoch (what ``resume`` reads). False skips it: for networks of
+            hundreds of millions of parameters its optimizer state is gigabytes a write.
     """
     if select_metric is not None and evaluate is None:
         raise ValueError("select_metric needs an evaluate function")
@@ -245,7 +251,7 @@ def train(
             model, data, ranks, epochs=epochs, batch_size=batch_size, lr=lr, out_dir=Path(out_dir),
             device=resolve_device(device, ranks.local_rank), seed=seed, evaluate=evaluate,
             select_metric=select_metric, higher_is_better=higher_is_better, resume=resume, log_every=log_every,
-            progress=progress, patience=patience,
+            progress=progress, patience=patience, time_limit_s=time_limit_s, save_last=save_last,
         )  # fmt: skip
     finally:
         if ranks.owns_group:
@@ -270,7 +276,10 @@ def _train(
     log_every: int,
     progress: bool,
     patience: int | None = None,
+    time_limit_s: float | None = None,
+    save_last: bool = True,
 ) -> TrainResult:
+    began = time.perf_counter()
     if device.type == "cuda":
         torch.cuda.set_device(device)
     model.to(device)
@@ -348,11 +357,12 @@ def _train(
             if improved:
                 save_checkpoint({"model": _cpu_state(model), **best, "config": config}, out_dir / "best.pt")
                 write_json(best, out_dir / "best_metrics.json")
-            save_checkpoint(
-                {"model": _cpu_state(model), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                 "history": history, "best": best, "config": config},
-                last_path,
-            )  # fmt: skip
+            if save_last:
+                save_checkpoint(
+                    {"model": _cpu_state(model), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                     "history": history, "best": best, "config": config},
+                    last_path,
+                )  # fmt: skip
             with open(out_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             write_json(history, out_dir / "metrics.json")
@@ -365,6 +375,8 @@ def _train(
                 sys.stderr.write(f"epoch {epoch}/{epochs}: loss {loss['total']:.4g} {shown}"
                                  f"{' (best)' if improved else ''}\n")  # fmt: skip
         if patience is not None and best is not None and epoch - best["epoch"] >= patience:
+            break
+        if time_limit_s is not None and _out_of_time(began, time_limit_s, ranks):
             break
 
     if writer is not None:
@@ -441,6 +453,14 @@ def _train_epoch(
     loss = {"total": loss.pop("total"), **loss}
     bar.close()
     return loss
+
+
+def _out_of_time(began: float, limit_s: float, ranks: _Ranks) -> bool:
+    """Whether ``limit_s`` seconds have passed since ``began``, by rank 0's clock (every rank stops together)."""
+    box = [time.perf_counter() - began >= limit_s]
+    if ranks.world > 1:
+        dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
 
 
 def _evaluate(model: nn.Module, evaluate: Evaluate, ranks: _Ranks, seed: int, epoch: int) -> dict[str, float]:

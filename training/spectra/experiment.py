@@ -179,6 +179,8 @@ def train_one(
     bit_rates: tuple[float, float] | None = None,
     library_molecules: int = 0,
     patience: int | None = None,
+    time_limit_s: float | None = None,
+    save_last: bool = True,
     data: SpectraData | None = None,
     mix: bool = True,
     **network_overrides: Any,
@@ -202,6 +204,8 @@ def train_one(
         library_molecules: add this many unpaired fingerprints of MOSES molecules (a structure library without
             spectra; :mod:`training.spectra.structure_library`), validation and test structures excluded.
         patience: stop after this many epochs without a better validation score (None: train every epoch).
+        time_limit_s, save_last: the trainer's wall-time budget and whether it writes ``last.pt`` (see
+            :func:`training.trainer.train`).
         mix: also measure the prediction averaged with the library search's (``mixed``; None when False).
         data: MassBank already loaded by :func:`load_data` (its binning and fingerprint are then used; the
             ``binning``, ``fingerprint_spec``, ``bit_rates`` and ``max_spectra`` arguments are only recorded).
@@ -254,6 +258,7 @@ def train_one(
     result = train(
         model.model, semi, epochs=epochs, batch_size=batch_size, lr=lr, out_dir=out_dir, device=device, seed=seed,
         evaluate=evaluate, select_metric=SELECT_METRIC, progress=progress, patience=patience,
+        time_limit_s=time_limit_s, save_last=save_last,
     )  # fmt: skip
 
     t0 = time.perf_counter()
@@ -298,7 +303,8 @@ def train_one(
         "batch_size": batch_size,
         "device": str(device),
         "machine": f"{platform.system()} {platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch thread(s), device {device}",
+        f"{torch.get_num_threads()} torch thread(s), device {_device_name(device)}",
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "command": command,
         "train_time_s": round(sum(r["time_s"] for r in result.history), 1),
         "eval_time_s": round(sum(r["eval_time_s"] for r in result.history) + test_time, 1),
@@ -312,6 +318,7 @@ def train_one(
         "bit_rates": list(bit_rates) if bit_rates else None,
         "library_molecules": library_molecules,
         "patience": patience,
+        "time_limit_s": time_limit_s,
         "stopped_at_epoch": len(result.history),
     }
     model.card = model_card(record)
@@ -320,6 +327,10 @@ def train_one(
         model.save(model_dir, weights_dtype=weights_dtype)
     write_json(record, out_dir / RESULT_FILE)
     return record
+
+
+def _device_name(device: torch.device) -> str:
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def mixed_metrics(

@@ -86,6 +86,9 @@ def result_row(r: dict[str, Any]) -> dict[str, Any]:
         "library_molecules": r.get("library_molecules", 0),
         "lr": r.get("lr"),
         "command": r.get("command"),
+        "machine": r.get("machine"),
+        "float32_matmul_precision": r.get("float32_matmul_precision"),
+        "note": r.get("note"),
         "train_time_s": r["train_time_s"],
         "wall_time_s": r["wall_time_s"],
     }
@@ -139,6 +142,7 @@ def markdown_report(report: dict[str, Any], notes: str | None = None) -> str:
         f"Command: `{report['command']}`  ",
         *(f"Runs added by: `{c}`  " for c in report.get("added_by", [])),
         f"Machine: {report['machine']}  ",
+        *(f"Added runs also on: {m}  " for m in report.get("added_machines", []) if m != report["machine"]),
         f"Epochs: at most {', '.join(map(str, report['epochs']))}; best epoch by {report['selection']}.  ",
         f"Data: `{report['data']['file']}` (sha256 {report['data']['sha256'][:12]}...), "
         f"{report['data']['used_spectra']} spectra of {report['data']['used_structures']} structures; split by first "
@@ -217,6 +221,10 @@ def add_runs(report: dict[str, Any], records: list[dict[str, Any]], command: str
         "results": results,
         "total_run_wall_time_s": round(sum(r["wall_time_s"] for r in results), 1),
         "added_by": list(dict.fromkeys([*report.get("added_by", []), command])),
+        "epochs": sorted({*report["epochs"], *(r["epochs"] for r in records if r.get("epochs"))}),
+        "added_machines": list(
+            dict.fromkeys([*report.get("added_machines", []), *(r["machine"] for r in records if r.get("machine"))])
+        ),
     }
 
 

@@ -5,6 +5,8 @@ inputs, and the semi-supervised VAEs, one run per call (CPU budgets allow no gri
     python -m training.spectra.study library --levels 1 0.5 0.1       # library-search baseline rows
     python -m training.spectra.study train --model mlp --level 0.1 --seed 0
     python -m training.spectra.study train --model svae --level 0.1 --library-molecules 100000
+    python -m training.spectra.study train --model svae --network paper --lr 1e-4 --device cuda --tf32 \
+        --time-limit 6 --no-last-checkpoint     # the paper's networks on a GPU (gpu_study.sh runs a set of them)
 
 Every run uses :data:`BINNING` (1 Da bins, log(1 + relative intensity on a 0-100 scale): the paper's transform at
 the bin width a 2-core CPU can train) and the fingerprint bits firing in :data:`BIT_RATES` of the training
@@ -19,12 +21,14 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from models.featurize.binning import LOG1P_RELATIVE_MAX, BinningSpec
+from models.networks.spectra import SPECTRUM_HIDDEN
 from training.spectra.experiment import RESULT_FILE, library_search_run, load_data, train_one
 
 BINNING = BinningSpec(bin_width=1.0, intensity="log1p-relative")
@@ -49,11 +53,29 @@ VAE_NETWORK: dict[str, Any] = {
     "spectrum_mean_bound": LOG1P_RELATIVE_MAX,
 }
 MLP_NETWORK: dict[str, Any] = {"spectrum_hidden": (512, 256)}
+# ``--network paper``: the paper's spectrum and fingerprint networks (Tables A.8/A.9, models/networks/spectra.py) and
+# latent 300, on the study's bins; the MLP gets the paper's spectrum encoder body. A GPU job (SVAE: 226 M parameters).
+PAPER_VAE_NETWORK: dict[str, Any] = {"latent_dim": 300, "spectrum_mean_bound": LOG1P_RELATIVE_MAX}
+PAPER_MLP_NETWORK: dict[str, Any] = {"spectrum_hidden": SPECTRUM_HIDDEN}
 
 
 def run_name(model: str, level: float, seed: int, tag: str = "") -> str:
     """``<model>[-<tag>]-s<level>-seed<seed>``."""
     return f"{model}{'-' + tag if tag else ''}-s{level:g}-seed{seed}"
+
+
+def run_network(model: str, network: str, sets: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+    """:func:`train_one`'s ``size`` and network overrides for a study run of ``model`` with ``--network`` ``network``
+    (``study`` or ``paper``) and ``--set`` items ``KEY=JSON`` on top."""
+    if network not in ("study", "paper"):
+        raise ValueError(f"network must be 'study' or 'paper', not {network!r}")
+    paper = network == "paper"
+    if model == "mlp":
+        overrides = {**(PAPER_MLP_NETWORK if paper else MLP_NETWORK)}
+    else:
+        overrides = {**(PAPER_VAE_NETWORK if paper else VAE_NETWORK)}
+    overrides.update({k: json.loads(v) for k, v in (item.split("=", 1) for item in sets)})
+    return ("paper" if paper else "small"), overrides
 
 
 def fingerprint_study(
@@ -94,8 +116,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tag", default="", help="run-name suffix for a variant")
     parser.add_argument("--set", nargs="*", default=[], help="network overrides KEY=JSON (e.g. latent_dim=128)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (the GPU when there is one)")
+    parser.add_argument(
+        "--network",
+        choices=("study", "paper"),
+        default="study",
+        help="the study's small networks, or the paper's (Tables A.8/A.9, latent 300)",
+    )
+    parser.add_argument("--time-limit", type=float, default=None, help="minutes of training per run, at most")
+    parser.add_argument(
+        "--no-last-checkpoint",
+        action="store_true",
+        help="do not write last.pt every epoch (no resume; saves gigabytes per epoch on large nets)",
+    )
+    parser.add_argument("--tf32", action="store_true", help="TF32 matrix products on a GPU (recorded in the result)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.tf32:
+        torch.set_float32_matmul_precision("high")
     command = "python -m training.spectra.study " + shlex.join(sys.argv[1:] if argv is None else argv)
     runs = Path(args.runs)
     if args.what == "fingerprints":
@@ -112,11 +150,12 @@ def main(argv: list[str] | None = None) -> None:
             if args.what == "library":
                 record = library_search_run(level, data, out, seed, command=command)
             else:
-                network = {**(MLP_NETWORK if model == "mlp" else VAE_NETWORK)}
-                network.update({k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)})
+                size, network = run_network(model, args.network, args.set)
                 record = train_one(
-                    model, level, args.epochs, args.data, out, "cpu", seed, data=data, lr=args.lr,
+                    model, level, args.epochs, args.data, out, args.device, seed, data=data, lr=args.lr,
                     max_valid=MAX_VALID, patience=args.patience, library_molecules=args.library_molecules,
+                    time_limit_s=None if args.time_limit is None else 60 * args.time_limit, size=size,
+                    save_last=not args.no_last_checkpoint,
                     bit_rates=BIT_RATES, binning=BINNING, fingerprint_spec=args.fingerprint, command=command,
                     progress=False, **network,
                 )  # fmt: skip
