@@ -36,8 +36,12 @@ for seed in 0 1; do  # beyond the paper: the fingerprint log-likelihood weighted
     start svae-paper-fpw10-s1-seed$seed "${vae[@]}" --tag paper-fpw10 "${paper[@]}" --set fingerprint_weight=10 \
         --levels 1 --seeds $seed
 done
-start mlp-paper-s0.1-seed0 --model mlp --tag paper "${paper[@]}" --levels 0.1 --seeds 0
-start svae-paper-s0.1-seed0 "${vae[@]}" --tag paper "${paper[@]}" --levels 0.1 --seeds 0
+for level in 0.5 0.1; do  # below supervision 1: where the unpaired spectra and fingerprints should pay
+    start mlp-paper-s$level-seed0 --model mlp --tag paper "${paper[@]}" --levels $level --seeds 0
+    start svae-paper-s$level-seed0 "${vae[@]}" --tag paper "${paper[@]}" --levels $level --seeds 0
+    start svae-paper-fpw10-s$level-seed0 "${vae[@]}" --tag paper-fpw10 "${paper[@]}" --set fingerprint_weight=10 \
+        --levels $level --seeds 0
+done
 # the shipped configuration (the study's small networks, lr 1e-3), trained until validation stops improving
 start svae-fpw10-long-s1-seed0 "${vae[@]}" --tag fpw10-long --set fingerprint_weight=10 --levels 1 --seeds 0
 wait
