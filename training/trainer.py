@@ -9,7 +9,8 @@ one epoch = ``ceil(max(n_paired, largest unpaired part) / batch_size)`` steps (:
 Files in ``out_dir`` (only the first process writes them):
     ``metrics.jsonl`` one JSON record per epoch (appended), ``metrics.json`` the list of them,
     ``best.pt`` + ``best_metrics.json`` the best epoch so far (by ``select_metric``, else the lowest mean loss),
-    ``last.pt`` the state to resume from, ``train_config.json`` the settings, ``tensorboard/`` when installed.
+    ``last.pt`` the state to resume from (not with ``save_last=False``), ``train_config.json`` the settings,
+    ``tensorboard/`` when installed.
 
 Reproducibility: the weights are initialised by the caller (call :func:`seed_everything` before building the
 model). Inside, every random choice of epoch ``e`` (the shuffling and the model's own sampling) is seeded from
