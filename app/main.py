@@ -94,5 +94,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     processes loads the model once and runs a job worker)."""
     import uvicorn
 
+    from app.http_nodelay import NO_DELAY_HTTP
+
     prepare_database(get_settings())
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers, log_config=_log_config())
+    uvicorn.run(
+        "app.main:create_app", factory=True, host=host, port=port, workers=workers, log_config=_log_config(),
+        http=NO_DELAY_HTTP,
+    )  # fmt: skip
