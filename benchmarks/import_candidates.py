@@ -86,7 +86,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=None, help="seconds, then the import is interrupted")
     parser.add_argument("--result-suffix", default="", help="added to the result file's name (repeated runs)")
     args = parser.parse_args()
-    env = {**os.environ, "MSVAE_DATABASE_URL": args.database_url, "PYTHONPATH": str(ROOT)}
+    # the project first, then what the caller's PYTHONPATH holds (a GPU machine's separately installed packages)
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "MSVAE_DATABASE_URL": args.database_url, "PYTHONPATH": pythonpath}
     upgrade_database(args.database_url)  # a new database: counted from 0 (the command would migrate it too)
     rows = []
     load_before = os.getloadavg()
@@ -144,7 +146,7 @@ def main() -> None:
             "load_average_before": load_before,
             "load_average_1min_during": sampler.summary(),
             "load_average_at_end": os.getloadavg(),
-            "note": "2 CPU cores shared with other engineers' jobs: the load average says how busy the machine was",
+            "note": f"{os.cpu_count()} CPU cores, shared with other jobs where the load averages say so",
         },
     )
 
