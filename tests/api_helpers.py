@@ -56,9 +56,10 @@ def server_env(database_url: str, model: str, data_dir: Path, **extra: str) -> d
 
 
 @contextmanager
-def live_server(env: dict[str, str], folder: Path) -> Iterator[LiveServer]:
-    """A started server (stopped afterwards; its log is printed by pytest when a test fails)."""
-    server = LiveServer(env, folder / "server.log").start()
+def live_server(env: dict[str, str], folder: Path, workers: int = 1) -> Iterator[LiveServer]:
+    """A started server with ``workers`` processes (stopped afterwards; its log is printed by pytest when a test
+    fails)."""
+    server = LiveServer(env, folder / "server.log", workers=workers).start()
     try:
         yield server
     finally:

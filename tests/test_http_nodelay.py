@@ -10,8 +10,7 @@ import time
 import httpx
 import pytest
 import uvicorn
-from api_helpers import massbank_sample, server_env, serving_model
-from live_server import LiveServer
+from api_helpers import live_server, massbank_sample, server_env, serving_model
 
 from app.http_nodelay import NO_DELAY_HTTP
 
@@ -61,13 +60,10 @@ def test_two_workers_serve_keep_alive_requests(tmp_path, shared_data) -> None:
     """``msvae serve --workers 2`` starts its workers with this protocol and answers on reused connections."""
     env = server_env(f"sqlite:///{tmp_path / 'service.sqlite'}", serving_model(tmp_path), tmp_path)
     sample = massbank_sample(shared_data, 3)
-    server = LiveServer(env, tmp_path / "server.log", workers=2).start()
-    try:
+    with live_server(env, tmp_path, workers=2) as server:
         for _ in range(4):  # new connections, which the kernel spreads over the two workers
             with httpx.Client(base_url=server.url, timeout=60) as client:
                 for _ in range(3):
                     response = client.post("/v1/annotate", files={"file": ("q.mgf", sample)})
                     assert response.status_code == 200, response.text
                     assert len(response.json()["results"]) == 3
-    finally:
-        server.stop()
