@@ -25,6 +25,7 @@ out=${2:?OUT_DIR}
 shift 2
 steps=${*:-pytest predict train_step import serve}
 big=${MSVAE_BIG_DB:-/tmp/msvae-big.sqlite}
+import_limit=${IMPORT_LIMIT:-420}
 export PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
@@ -52,8 +53,8 @@ python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, 
 wanted pytest && step pytest 150 python3 -m pytest -q -p no:cacheprovider -k "not mzml_and_mzxml" tests/test_cuda.py tests/test_api_server.py
 wanted predict && step spectra_predict 60 python3 benchmarks/spectra_predict.py --device cuda --n 4000 --data "$data"
 wanted train_step && step train_step 150 python3 benchmarks/train_step.py --device cuda --steps 50 --warmup 5 --data "$data"
-wanted import && step import_candidates "$((${IMPORT_LIMIT:-420} + 60))" python3 benchmarks/import_candidates.py \
-    --database-url "sqlite:///$big" --shared-data "$data" --time-limit "${IMPORT_LIMIT:-420}" --result-suffix=-cuda
+wanted import && step import_candidates "$((import_limit + 60))" python3 benchmarks/import_candidates.py \
+    --database-url "sqlite:///$big" --shared-data "$data" --time-limit "$import_limit" --result-suffix=-cuda
 if wanted serve; then
     if [ -f "$big" ]; then
         step serve 240 python3 benchmarks/serve.py --shared-data "$data" --big-database-url "sqlite:///$big" --requests-per-client 30 20
