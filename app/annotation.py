@@ -41,8 +41,8 @@ class CandidateSet:
     """Candidate molecules of one query: identity columns and fingerprint bits, row i = one molecule.
 
     ``bits``: packed (N, ceil(n_bits / 8)) uint8 (``pack_bits``), unpacked (N, n_bits) 0/1, or the set positions
-    (``OnBits``, as the candidate store holds them). The identity columns are lists, or object arrays (views of
-    the store's, so a window of thousands of candidates is not copied to rank ten).
+    (``OnBits``, as the candidate store holds them). The identity columns are lists, or views of the store's columns
+    (``PackedStrings``, object arrays), so a window of thousands of candidates is not copied to rank ten.
     """
 
     smiles: Sequence[str]

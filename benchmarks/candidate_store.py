@@ -120,6 +120,7 @@ def main() -> None:
         "rss_mb_with_store": round(rss_loaded, 1),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "store_bits_mb": round(matrix.bits.nbytes / 1e6, 1),
+        "store_smiles_inchikeys_mb": round((matrix.smiles.nbytes + matrix.inchikeys.nbytes) / 1e6, 1),
         "spectra": len(cases),
         "mass_window_10ppm": {
             "median_ms": mass_ms,

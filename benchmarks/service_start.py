@@ -5,7 +5,8 @@ answering with the candidates loaded, and the server's resident memory then; the
 
 Each start is the real command (``python3 -m app.cli serve``: migrations, the default-set check, the model, the
 candidate store, uvicorn) on a free loopback port, stopped before the next one. The database must be imported
-already (``benchmarks/import_candidates.py``). Writes benchmarks/results/service_start-<sqlite|postgresql>.json.
+already (``benchmarks/import_candidates.py``). Writes
+benchmarks/results/service_start-<sqlite|postgresql>[<--result-suffix>].json.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--model", default="default")
+    parser.add_argument("--result-suffix", default="", help="added to the result file's name (repeated runs)")
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +68,7 @@ def main() -> None:
         "note": "from launching `msvae serve` to /health answering; 2 CPU cores (see the load averages)",
     }
     print(figures, flush=True)
-    save(f"service_start-{figures['database']}", figures)
+    save(f"service_start-{figures['database']}{args.result_suffix}", figures)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import itertools
+import platform
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -117,6 +120,13 @@ def test_refresh_picks_up_new_imports_and_deletions(db: Database, massbank_smile
     assert sorted(store.matrix.ids.tolist()) == sorted(table)
     assert np.all(np.diff(store.matrix.masses) >= 0)
     assert len(before) == len(table) - report.added  # the old snapshot is left as it was
+    with db.session() as session:  # the merged snapshot's packed strings: every row's own SMILES and InChIKey
+        rows = session.execute(sa.select(Candidate.id, Candidate.smiles, Candidate.inchikey))
+        identity = {row.id: (row.smiles, row.inchikey) for row in rows}
+    matrix = store.matrix
+    assert [(matrix.smiles[i], matrix.inchikeys[i]) for i in range(len(matrix))] == [
+        identity[int(i)] for i in matrix.ids
+    ]
     for mass in _query_masses(table)[:10]:
         assert set(store.matrix.ids[store.by_mass(mass, 10.0)].tolist()) == _brute_force(table, mass, 10.0)
 
@@ -193,3 +203,36 @@ def test_idle_worker_counts_the_candidate_table_every_recount_seconds() -> None:
 
     assert polls(3600) == [True, False, False]
     assert polls(0) == [True, True, True]
+
+
+# What release_freed_memory is for, in a fresh process: blocks freed in the middle of the C heap stay resident until
+# it runs. (glibc's threshold for giving a block its own mapping rises to the size of a freed one, so after the first
+# 1 MiB array is freed the next ones share the heap, interleaved with small arrays that stay.)
+_FRAGMENTED_HEAP = """
+from pathlib import Path
+import numpy as np
+from app.candidates.store import release_freed_memory
+
+def rss_mb():
+    status = Path("/proc/self/status").read_text().splitlines()
+    return int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) // 1024
+
+np.ones(1 << 20, np.uint8)
+big, small = [], []
+for _ in range(200):
+    big.append(np.ones(1 << 20, np.uint8))
+    small.append(np.ones(1 << 12, np.uint8))
+before = rss_mb()
+del big
+freed = rss_mb()
+release_freed_memory()
+print(before, freed, rss_mb())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_release_freed_memory_returns_the_heaps_free_pages() -> None:
+    out = subprocess.run([sys.executable, "-c", _FRAGMENTED_HEAP], capture_output=True, text=True, check=True)
+    before, freed, after = map(int, out.stdout.split())
+    assert before - freed < 50  # 200 MiB freed, but still resident
+    assert freed - after > 150  # given back
