@@ -1,9 +1,9 @@
 """A column of strings held as one UTF-8 buffer and two small arrays, for the candidate store's SMILES and InChIKeys.
 
 A Python ``str`` costs ~49 bytes of object header besides its characters, and an object array another 8 bytes a
-row for the pointer: at 1.9M candidates the SMILES and InChIKey objects were ~40% of the server's resident memory,
-held once per ``--workers`` process. Here a row costs its UTF-8 bytes plus 12 (start, length); a string object is
-made only when a row is read (the few ranked candidates of a response).
+row for the pointer: at 1.9M candidates the SMILES and InChIKey objects were over a third of the server's resident
+memory, held once per ``--workers`` process. Here a row costs its UTF-8 bytes plus 12 (start, length); a string
+object is made only when a row is read (the few ranked candidates of a response).
 """
 
 from __future__ import annotations
