@@ -36,6 +36,7 @@ from _machine import add_data_argument, save  # noqa: E402
 from train_step import halves_and_sampler, step_batch, step_seconds  # noqa: E402
 
 from models import build_model  # noqa: E402
+from training.cpu_heap import keep_freed_memory  # noqa: E402
 from training.trainer import adam  # noqa: E402
 
 MODELS_DIR = str(ROOT / "models")
@@ -87,6 +88,7 @@ def _steps(model_name: str, data: Path, samples: int, mode: OperatorTimes) -> tu
     """One optimisation step of the model as a function that marks its phases on ``mode`` (which times nothing
     outside its ``with``), and the model's parameter count."""
     top, bottom, draw = halves_and_sampler(data, "cpu", samples)
+    keep_freed_memory()  # as the trainer does on the CPU
     model = build_model(model_name, "mnist-split", paper_code_nets=True)
     optimiser = adam(model.parameters(), 2e-4)
 

@@ -109,8 +109,11 @@ def measure(name: str, data: Path, device: str, steps: int, warmup: int, paper_c
     torch.set_num_threads(threads)
     from models import build_model
     from models.encoders import GaussianEncoder, JointEncoder
+    from training.cpu_heap import keep_freed_memory
     from training.trainer import adam
 
+    if not device.startswith("cuda"):
+        keep_freed_memory()  # as the trainer does on the CPU
     top, bottom, draw = halves_and_sampler(data, device)
     model = build_model(name, "mnist-split", paper_code_nets=paper_code_nets).to(device)
     optimiser = adam(model.parameters(), 2e-4)

@@ -33,7 +33,7 @@ def _compare(library: nn.Module, matmul: nn.Module, x: torch.Tensor) -> None:
     "cin, cout, shape, input_grad, bias",
     [
         (1, 64, (14, 28), False, False),  # first layer: gathered by unfold (no input gradient)
-        (64, 128, (7, 14), True, False),  # 21 positions with an input gradient: the library
+        (64, 128, (7, 14), True, False),  # 21 positions with an input gradient: one Winograd tile
         (128, 256, (3, 7), True, False),  # 1 x 3: gathered by slices, kernel row 0 only meets padding
         (128, 256, (2, 7), True, True),  # MNIST-Split-3's strips; a bias
         (3, 5, (9, 9), False, True),  # odd sizes: taps meet padding on the far side too

@@ -43,6 +43,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from models.batch import MultimodalBatch
 from training.checkpoint import load_checkpoint, save_checkpoint, write_json
+from training.cpu_heap import keep_freed_memory
 from training.data.semi import SemiSupervisedData, Source
 
 Evaluate = Callable[[nn.Module], dict[str, float]]
@@ -283,6 +284,8 @@ def _train(
     began = time.perf_counter()
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    else:
+        keep_freed_memory()  # a step's temporaries stay mapped for the next step (training.cpu_heap)
     model.to(device)
     optimizer = adam(model.parameters(), lr)
     use_unpaired = getattr(model, "uses_unpaired", True)

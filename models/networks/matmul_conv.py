@@ -10,8 +10,10 @@ Why: at MNIST-Split's shapes some CPU kernels run far below the machine's matrix
 input makes it a plain matrix product, done by the library at a fifth of that speed; its last transposed
 convolution, whose single output channel leaves the library's kernel little to work with. The first encoder layer is
 no faster alone, but its channels-last output makes the library's second layer faster. With fused Adam, this took a
-VAEVAE step of the paper's code's networks from about 0.42 s to 0.29 s (``benchmarks/train_step.py``). The other
-layers were timed the same way and the library is as fast or faster there.
+VAEVAE step of the paper's code's networks from about 0.42 s to 0.29 s (``benchmarks/train_step.py``). The
+64 -> 128 layer, which the library runs at about a core's peak product rate, is computed in training with fewer
+multiply-adds by :mod:`.winograd_conv`. The other layers were timed the same way and the library is as fast or
+faster there.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from models.networks import winograd_conv
 from models.networks.cpu_matmul import linear
 
 #: Output positions up to which the input patches of a layer whose input needs a gradient are gathered, one slice
@@ -73,8 +76,10 @@ class MatmulConv2d(nn.Conv2d):
     :data:`MAX_GATHERED_POSITIONS` positions (MNIST-Split's last encoder layer: 1 x 3) and for inputs that need
     no gradient (the first layer, which reads the data: its patches come from ``Tensor.unfold``). Kernel taps that
     meet only zero padding are left out of the product (a quarter of the last layer's work). The output is a
-    channels-last view, which the next layer's library kernel reads faster. Other layers and devices use the
-    library's kernel.
+    channels-last view, which the next layer's library kernel reads faster. In training, a 4 x 4 stride-2 layer
+    whose output fits one Winograd tile (MNIST-Split's 64 -> 128 layer, 3 x 7) is computed by
+    :func:`~models.networks.winograd_conv.winograd_conv2d` with 2.6x fewer multiply-adds. Other layers and devices
+    use the library's kernel.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -87,6 +92,10 @@ class MatmulConv2d(nn.Conv2d):
         batch, _, h, w = x.shape
         oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
         sliced = oh * ow <= MAX_GATHERED_POSITIONS
+        training = x.device.type == "cpu" and x.requires_grad and x.dtype == torch.float32
+        if training and not sliced and winograd_conv.applies(self.kernel_size, self.stride, (oh, ow)):
+            out = winograd_conv.winograd_conv2d(x, self.weight, self.padding)
+            return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
         if x.device.type != "cpu" or (x.requires_grad and not sliced):
             return super().forward(x)
         r0, r1 = live_taps(h, kh, sh, ph, oh)

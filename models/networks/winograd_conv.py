@@ -1,0 +1,185 @@
+"""A 4 x 4, stride-2 convolution with a small output as one Winograd tile: 2.6x fewer multiply-adds for MNIST-Split.
+
+Why: the MNIST-Split encoders' 64 -> 128 convolution (input 7 x 14, output 3 x 7) is 57% of a VAEVAE training
+step's arithmetic, and the library's kernel already runs it at about one core's peak product rate
+(``benchmarks/README.md``), so only less arithmetic makes it faster. This computes the same function with fewer
+multiplications, in three steps:
+
+1. Space to depth. A 4 x 4 convolution with stride 2 is a 2 x 2 convolution with stride 1 over the input's four
+   phases stacked as channels: input pixel (2r + p, 2c + q) of the zero-padded input is pixel (r, c) of channel
+   group (p, q), and tap (2a + p, 2b + q) of the kernel is tap (a, b) of that group (``4 * in_channels`` channels).
+2. Winograd's minimal filtering F(m, 2) along each axis (Lavin & Gray 2016; Toom-Cook with the points
+   0, 1, -1, 2, -2, 1/2, -1/2 and infinity, :func:`toom_cook`): m outputs of a 2-tap correlation from m + 1
+   products, ``y = A^T [(G g) * (B^T d)]``. Where each output axis has at most 7 positions, one tile covers the
+   whole output, so no tiles overlap: the input is transformed once (``B^T d B`` over rows and columns), the
+   weight once (``G g G^T``), then (oh + 1)(ow + 1) matrix products [batch x 4C] x [4C x O] replace the
+   oh * ow * 4 of the direct convolution (3 x 7: 32 against 84), and the output transform ``A^T M A`` adds them up.
+3. The backward pass is the transpose of each step: products with the transposed matrices, and the same
+   products of the saved transformed input and weight for the two gradients, so it needs 2.6x fewer
+   multiply-adds too.
+
+The transforms are exact in real arithmetic; in fp32 the largest interpolation point (2 and its powers up to
+2^6 in the output transform of F(7, 2)) costs about one more decimal digit than the direct sum: relative errors
+of ~3e-6 against ~1e-6 for the library, at MNIST-Split's shapes (``tests/test_winograd_conv.py``).
+
+Its many large temporaries make it sensitive to the C library's allocator handing memory back to the system
+between steps: the trainer keeps freed memory (:func:`training.cpu_heap.keep_freed_memory`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch.autograd.function import once_differentiable
+
+#: The finite interpolation points of F(m, 2), m <= 7, in the order they are used (infinity is the last point).
+POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
+MAX_TILE = len(POINTS)
+
+
+def toom_cook(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(A^T, G, B^T)`` of F(m, 2): ``y_k = sum_t g_t d_(k+t)`` (k < m, t < 2) is ``A^T @ ((G @ g) * (B^T @ d))``.
+
+    Correlation is the transpose of polynomial multiplication: with V the evaluation matrix of the m + 1 points
+    for polynomials of m + 1 coefficients (the point at infinity reads the leading one) and Vg, Vh those for 2 and
+    m coefficients, the product is ``V^-1 diag(Vg g) Vh``, so ``A^T = Vh^T``, ``G = Vg`` and ``B^T = V^-T``.
+    """
+    if not 1 <= m <= MAX_TILE:
+        raise ValueError(f"F(m, 2) is built for 1 <= m <= {MAX_TILE}, got m={m}")
+    n = m + 1
+
+    def vandermonde(columns: int) -> np.ndarray:
+        v = np.zeros((n, columns))
+        for i, point in enumerate(POINTS[:m]):
+            v[i] = [point**j for j in range(columns)]
+        v[n - 1, columns - 1] = 1.0  # the point at infinity
+        return v
+
+    inverse = np.linalg.inv(vandermonde(n)).T
+    inverse[np.abs(inverse) < 1e-12] = 0.0  # rounding left by the inverse where the exact entry is 0
+    return vandermonde(m).T, vandermonde(2), inverse
+
+
+@lru_cache
+def _transforms(oh: int, ow: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For an oh x ow output: the row input transform B_r^T (numbers, applied slice by slice), the column input
+    transform B_c^T, the weight transform over (column point, row point) x (column tap, row tap), and the output
+    transform over (row, column) x (column point, row point), the last three as fp32 tensors."""
+    (a_r, g_r, b_r), (a_c, g_c, b_c) = toom_cook(oh), toom_cook(ow)
+    # Each row of B_r^T scaled so that its first nonzero is 1, and the same row of G_r by the inverse (the
+    # elementwise product is unchanged): for F(3, 2) and F(2, 2) every entry becomes +-1, so the slice-by-slice
+    # row transform is copies, additions and subtractions, no multiplications.
+    first = b_r[np.arange(oh + 1), (b_r != 0).argmax(axis=1)]
+    b_r, g_r = b_r / first[:, None], g_r * first[:, None]
+    weight = np.kron(g_c, g_r)
+    out = np.kron(a_r, a_c).reshape(oh * ow, oh + 1, ow + 1).transpose(0, 2, 1).reshape(oh * ow, -1)
+    as_tensor = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    return b_r, as_tensor(b_c), as_tensor(weight), as_tensor(out)
+
+
+def _phases(size: int, padding: int, out: int) -> list[tuple[int, int, int]]:
+    """Along one axis, per phase p = 0, 1 of the padded input: (first space-to-depth index that reads the input, how
+    many do, the input index of the first); the others read zero padding."""
+    spans = []
+    for p in range(2):
+        first = max(0, -(-(padding - p) // 2))
+        stop = min(out + 1, (size - 1 + padding - p) // 2 + 1)
+        spans.append((first, max(0, stop - first), 2 * first + p - padding))
+    return spans
+
+
+def applies(kernel: tuple[int, int], stride: tuple[int, int], out: tuple[int, int]) -> bool:
+    """Whether a convolution (groups 1, dilation 1) with this kernel, stride and output size is one Winograd tile."""
+    return kernel == (4, 4) and stride == (2, 2) and all(1 <= o <= MAX_TILE for o in out)
+
+
+class _WinogradConv(torch.autograd.Function):
+    """``F.conv2d(x, weight, None, 2, padding)`` for a 4 x 4 kernel and outputs of at most 7 x 7 (module doc);
+    the output is channels-last, as the library's convolution gives it for a channels-last input."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+        batch, cin, h, w = x.shape
+        cout = weight.shape[0]
+        (ph, pw), oh, ow = padding, (h + 2 * padding[0] - 4) // 2 + 1, (w + 2 * padding[1] - 4) // 2 + 1
+        b_r, b_c, g, a = _transforms(oh, ow)
+        # rows: transformed input[c, u, b, p, q, ch] = sum_r B_r^T[u, r] x[b, 2r + p - ph, 2c + q - pw, ch],
+        # written slice by slice (B_r^T is sparse) while the phases are gathered
+        rows = x.new_empty(ow + 1, oh + 1, batch, 2, 2, cin)
+        xc = x.permute(0, 2, 3, 1)
+        for q, (c0, nc, ic) in enumerate(_phases(w, pw, ow)):
+            rows[:c0, :, :, :, q] = 0
+            rows[c0 + nc :, :, :, :, q] = 0
+            columns = xc[:, :, ic : ic + 2 * nc - 1 : 2].permute(2, 0, 1, 3)  # (c, b, input row, ch)
+            for p in range(2):
+                for u in range(oh + 1):
+                    terms = [(b_r[u, r], 2 * r + p - ph) for r in range(oh + 1)]
+                    _combine(
+                        rows[c0 : c0 + nc, u, :, p, q], [(k, columns[:, :, i]) for k, i in terms if k and 0 <= i < h]
+                    )
+        tiles = (oh + 1) * (ow + 1)
+        # columns: one product over the column points; the tile index is (column point, row point)
+        x_t = torch.mm(b_c, rows.view(ow + 1, -1)).view(tiles, batch, 4 * cin)
+        # weight[o, ch, 2a + p, 2b + q] -> (b, a) x (p, q, ch, o), through one plain transpose (a direct
+        # six-axis permutation took 4-7x longer)
+        taps = weight.reshape(cout, -1).t().contiguous().view(cin, 2, 2, 2, 2, cout).permute(3, 1, 2, 4, 0, 5)
+        w_t = torch.mm(g, taps.reshape(4, -1)).view(tiles, 4 * cin, cout)
+        y = torch.mm(a, torch.bmm(x_t, w_t).view(tiles, -1)).view(oh, ow, batch, cout)
+        ctx.save_for_backward(x_t, w_t)
+        ctx.meta = (x.shape, weight.shape, (ph, pw), (oh, ow))
+        return y.permute(2, 0, 1, 3).contiguous().permute(0, 3, 1, 2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x_t, w_t = ctx.saved_tensors
+        (batch, cin, h, w), wshape, (ph, pw), (oh, ow) = ctx.meta
+        cout, tiles = wshape[0], (oh + 1) * (ow + 1)
+        b_r, b_c, g, a = _transforms(oh, ow)
+        grad_m = torch.mm(a.t(), grad.permute(2, 3, 0, 1).reshape(oh * ow, -1)).view(tiles, batch, cout)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x_t = torch.bmm(grad_m, w_t.transpose(1, 2))
+            grad_rows = torch.mm(b_c.t(), grad_x_t.view(ow + 1, -1)).view(ow + 1, oh + 1, batch, 2, 2, cin)
+            # an input pixel that some output reads is one (phase, space-to-depth index): its gradient is one sum
+            # over the row points; the last row or column of an input that the stride leaves unread gets zeros
+            phases = _phases(w, pw, ow)
+            read_rows = min(h, 2 * oh + 2 - ph)
+            complete = read_rows == h and sum(nc for _, nc, _ in phases) == w
+            grad_x = grad.new_empty(batch, h, w, cin) if complete else grad.new_zeros(batch, h, w, cin)
+            for q, (c0, nc, ic) in enumerate(phases):
+                columns = grad_x[:, :, ic : ic + 2 * nc - 1 : 2]
+                for i in range(read_rows):
+                    p, r = (i + ph) % 2, (i + ph) // 2
+                    terms = [(b_r[u, r], grad_rows[c0 : c0 + nc, u, :, p, q]) for u in range(oh + 1)]
+                    _combine(columns[:, i].permute(1, 0, 2), [(k, t) for k, t in terms if k])
+            grad_x = grad_x.permute(0, 3, 1, 2)
+        if ctx.needs_input_grad[1]:
+            grad_w_t = torch.bmm(x_t.transpose(1, 2), grad_m)
+            grad_taps = torch.mm(g.t(), grad_w_t.view(tiles, -1)).view(2, 2, 2, 2, cin, cout)  # (b, a, p, q, ch, o)
+            grad_w = grad_taps.permute(4, 1, 2, 0, 3, 5).reshape(cin * 16, cout).t().reshape(wshape)
+        return grad_x, grad_w, None
+
+
+def _combine(out: torch.Tensor, terms: list[tuple[float, torch.Tensor]]) -> None:
+    """``out = sum(k * t for k, t in terms)`` in place (zero when there are none); a term of weight 1 first, where
+    there is one, so that the sum starts with a copy (the inputs are strided slices: a multiplication costs more)."""
+    if not terms:
+        out.zero_()
+        return
+    terms = sorted(terms, key=lambda term: term[0] != 1)
+    (k, t), rest = terms[0], terms[1:]
+    if k == 1:
+        out.copy_(t)
+    else:
+        torch.mul(t, float(k), out=out)
+    for k, t in rest:
+        out.add_(t, alpha=float(k))
+
+
+def winograd_conv2d(x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+    """``F.conv2d(x, weight, None, stride=2, padding=padding)`` for a 4 x 4 kernel whose output has at most 7
+    positions along each axis (:func:`applies`), by one Winograd tile (module doc); channels-last output."""
+    return _WinogradConv.apply(x, weight, padding)
