@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _machine import kernel_timing_args, median_of, save  # noqa: E402
 
 from models.networks.matmul_conv import MatmulConv2d, MatmulConvTranspose2d  # noqa: E402
+from training.cpu_heap import keep_freed_memory  # noqa: E402
 
 BATCH = 200
 #: name, library layer, matmul layer, input shape (without the batch), whether the input needs a gradient
@@ -43,6 +44,7 @@ def time_layer(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor, repeats: i
 
 def main() -> None:
     args = kernel_timing_args(__doc__.split("\n")[0])
+    keep_freed_memory()  # as the trainer does on the CPU
 
     rows = []
     for name, make, shape, input_grad in LAYERS:
