@@ -46,29 +46,16 @@ def _window_overlap(start: int, size: int, length: int) -> tuple[int, int, int]:
     return first, start + first, max(0, min(size, length - start) - first)
 
 
-def _dense_strides(t: torch.Tensor) -> tuple[int, ...] | None:
-    """``t``'s strides where its elements fill its memory without gaps or overlaps, in any order of its axes (so
-    that a new tensor with these strides has the same layout); else None."""
-    expected = 1
-    for size, stride in sorted(zip(t.shape, t.stride(), strict=True), key=lambda axis: axis[1]):
-        if size != 1:
-            if stride != expected:
-                return None
-            expected *= size
-    return t.stride()
-
-
 class _GatherWindows(torch.autograd.Function):
-    """The kh x kw windows of a zero-padded input (batch, h, w, channels), one per output position, as (batch,
-    positions, kh, kw, channels). Its backward adds each window's gradient into one input-sized gradient, laid out
-    as the input is, where autograd's stack of padded slices writes an input-sized gradient per window and then
-    adds them."""
+    """The kh x kw windows of a zero-padded channels-last input (batch, h, w, channels), one per output position,
+    as (batch, positions, kh, kw, channels). Its backward adds each window's gradient into one input-sized
+    gradient, where autograd's stack of padded slices writes an input-sized gradient per window and then adds them."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, starts: list[tuple[int, int]], kh: int, kw: int) -> torch.Tensor:
         # per window: (first tap, first input index, taps inside) along rows, then along columns
         spans = [(_window_overlap(a, kh, x.shape[1]), _window_overlap(b, kw, x.shape[2])) for a, b in starts]
-        ctx.meta = (x.shape, _dense_strides(x), spans)
+        ctx.meta = (x.shape, spans)
         patches = x.new_zeros(x.shape[0], len(starts), kh, kw, x.shape[3])
         for p, ((ta, ia, na), (tb, ib, nb)) in enumerate(spans):
             patches[:, p, ta : ta + na, tb : tb + nb] = x[:, ia : ia + na, ib : ib + nb]
@@ -77,13 +64,8 @@ class _GatherWindows(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        shape, stride, spans = ctx.meta
-        # in the input's layout (that of the Winograd tile's output, in training), so that the ReLU backward
-        # between the two layers reads matching layouts and the tile's backward reads it without a copy
-        if stride is None:
-            grad_x = grad.new_zeros(shape)
-        else:
-            grad_x = torch.empty_strided(shape, stride, dtype=grad.dtype, device=grad.device).zero_()
+        shape, spans = ctx.meta
+        grad_x = grad.new_zeros(shape)
         for p, ((ta, ia, na), (tb, ib, nb)) in enumerate(spans):
             grad_x[:, ia : ia + na, ib : ib + nb] += grad[:, p, ta : ta + na, tb : tb + nb]
         return grad_x, None, None, None

@@ -97,9 +97,9 @@ def applies(kernel: tuple[int, int], stride: tuple[int, int], out: tuple[int, in
 
 class _WinogradConv(torch.autograd.Function):
     """``F.conv2d(x, weight, None, 2, padding)`` for a 4 x 4 kernel and outputs of at most 7 x 7 (module doc);
-    the output is laid out (row, column, batch, channel), as the output transform's product gives it: a copy to
-    channels-last cost ~0.6 ms forward and again backward at batch 200, and the next layer (MNIST-Split's last
-    encoder convolution, whose window gather copies its input anyway) reads this layout as fast."""
+    the output is laid out (row, column, batch, channel), as the output transform's product gives it: the copy to
+    channels-last cost ~0.6 ms at batch 200, and the next layer (MNIST-Split's last encoder convolution, whose
+    window gather copies its input anyway) reads this layout as fast."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
