@@ -78,8 +78,9 @@ class MatmulConv2d(nn.Conv2d):
     meet only zero padding are left out of the product (a quarter of the last layer's work). The output is a
     channels-last view, which the next layer's library kernel reads faster. In training, a 4 x 4 stride-2 layer
     whose output fits one Winograd tile (MNIST-Split's 64 -> 128 layer, 3 x 7) is computed by
-    :func:`~models.networks.winograd_conv.winograd_conv2d` with 2.6x fewer multiply-adds. Other layers and devices
-    use the library's kernel.
+    :func:`~models.networks.winograd_conv.winograd_conv2d` with 2.6x fewer multiply-adds (its output laid out
+    (row, column, batch, channel), which the next layer's gather reads as it is). Other layers and devices use the
+    library's kernel.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -101,8 +102,9 @@ class MatmulConv2d(nn.Conv2d):
         r0, r1 = live_taps(h, kh, sh, ph, oh)
         c0, c1 = live_taps(w, kw, sw, pw, ow)
         kh, kw = r1 - r0, c1 - c0
-        # Channels-last patches: the gather copies whole channel vectors, and the input's gradient comes back in
-        # the channels-last layout of the previous layer's output (mixed layouts make its ReLU backward slow).
+        # Channels-last patches: the gather copies whole channel vectors, and the input's gradient comes back
+        # channels-last, the layout of a library convolution's output before it (mixed layouts made that ReLU
+        # backward slow; after the Winograd tile, a gradient in the tile's own layout was no faster).
         # Output position (i, j) reads input rows from i*sh - ph + r0 and columns from j*sw - pw + c0.
         top, left = ph - r0, pw - c0
         if sliced:
