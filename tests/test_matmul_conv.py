@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from models import build_model
+from models.networks import winograd_conv
 from models.networks.matmul_conv import MatmulConv2d, MatmulConvTranspose2d, live_taps
 
 
@@ -51,6 +52,18 @@ def test_matmul_conv2d_on_a_channels_last_input() -> None:
     x = torch.randn(4, 8, 3, 7).contiguous(memory_format=torch.channels_last)
     x.requires_grad_()
     _compare(nn.Conv2d(8, 16, 4, 2, 1), MatmulConv2d(8, 16, 4, 2, 1), x)
+
+
+@pytest.mark.parametrize("tile_is_faster", [True, False])
+def test_matmul_conv2d_uses_the_winograd_tile_where_it_is_faster(monkeypatch, tile_is_faster: bool) -> None:
+    """MNIST-Split's 64 -> 128 layer in training: the tile (output laid out (row, column, batch, channel)) where
+    :func:`winograd_conv.beats_library` says it is faster, else the library (channels-last, as its input)."""
+    monkeypatch.setattr(winograd_conv, "beats_library", lambda *_: tile_is_faster)
+    torch.manual_seed(0)
+    x = torch.randn(5, 7, 14, 64).permute(0, 3, 1, 2).requires_grad_()
+    _compare(nn.Conv2d(64, 128, 4, 2, 1, bias=False), MatmulConv2d(64, 128, 4, 2, 1, bias=False), x)
+    y = MatmulConv2d(64, 128, 4, 2, 1, bias=False)(x)
+    assert y.permute(2, 3, 0, 1).is_contiguous() is tile_is_faster
 
 
 def test_matmul_conv2d_reads_the_winograd_tiles_layout() -> None:

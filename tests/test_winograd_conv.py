@@ -3,12 +3,15 @@ outputs and both gradients against a float64 reference on the MNIST-Split shapes
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from models.networks.winograd_conv import MAX_TILE, applies, toom_cook, winograd_conv2d
+from models.networks import winograd_conv
+from models.networks.winograd_conv import MAX_TILE, applies, beats_library, toom_cook, winograd_conv2d
 
 
 @pytest.mark.parametrize("m", range(1, MAX_TILE + 1))
@@ -76,3 +79,32 @@ def test_winograd_conv2d_without_an_input_gradient() -> None:
     reference = weight.detach().clone().requires_grad_()
     F.conv2d(x, reference, None, 2, 1).sum().backward()
     torch.testing.assert_close(weight.grad, reference.grad, rtol=1e-4, atol=1e-4)
+
+
+def _slowed(conv, calls: list[str], name: str):
+    """``conv`` with 20 ms added to each call, counted in ``calls``."""
+
+    def slow(*args):
+        calls.append(name)
+        time.sleep(0.02)
+        return conv(*args)
+
+    return slow
+
+
+@pytest.mark.parametrize("slow", ["tile", "library"])
+def test_beats_library_chooses_the_faster_kernel_once_per_shape(monkeypatch, slow: str) -> None:
+    monkeypatch.setattr(winograd_conv, "_beats_library", {})
+    calls: list[str] = []
+    if slow == "tile":
+        monkeypatch.setattr(winograd_conv, "winograd_conv2d", _slowed(winograd_conv2d, calls, "tile"))
+    else:
+        monkeypatch.setattr(winograd_conv, "_library_conv", _slowed(winograd_conv._library_conv, calls, "library"))
+    x, weight = torch.randn(2, 4, 7, 14), torch.randn(6, 4, 4, 4)
+    random_state = torch.get_rng_state()
+    assert beats_library(x, weight, (1, 1)) is (slow == "library")
+    assert torch.equal(torch.get_rng_state(), random_state)  # training's random stream is left as it was
+    assert len(calls) == 2 * (winograd_conv.TIMED_CALLS + 1)  # two rounds of one warm-up and the timed calls
+    assert beats_library(x, weight, (1, 1)) is (slow == "library") and len(calls) == 2 * (winograd_conv.TIMED_CALLS + 1)
+    beats_library(torch.randn(3, 4, 7, 14), weight, (1, 1))  # another batch size is timed again
+    assert len(calls) == 4 * (winograd_conv.TIMED_CALLS + 1)

@@ -12,8 +12,8 @@ convolution, whose single output channel leaves the library's kernel little to w
 no faster alone, but its channels-last output makes the library's second layer faster. With fused Adam, this took a
 VAEVAE step of the paper's code's networks from about 0.42 s to 0.29 s (``benchmarks/train_step.py``). The
 64 -> 128 layer, which the library runs at about a core's peak product rate, is computed in training with fewer
-multiply-adds by :mod:`.winograd_conv`. The other layers were timed the same way and the library is as fast or
-faster there.
+multiply-adds by :mod:`.winograd_conv` where that is faster. The other layers were timed the same way and the
+library is as fast or faster there.
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ class MatmulConv2d(nn.Conv2d):
     channels-last view, which the next layer's library kernel reads faster. In training, a 4 x 4 stride-2 layer
     whose output fits one Winograd tile (MNIST-Split's 64 -> 128 layer, 3 x 7) is computed by
     :func:`~models.networks.winograd_conv.winograd_conv2d` with 2.6x fewer multiply-adds (its output laid out
-    (row, column, batch, channel), which the next layer's gather reads as it is). Other layers and devices use the
-    library's kernel.
+    (row, column, batch, channel), which the next layer's gather reads as it is) where that is faster on the
+    machine (:func:`~models.networks.winograd_conv.beats_library`). Other layers and devices use the library's
+    kernel.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -94,7 +95,8 @@ class MatmulConv2d(nn.Conv2d):
         oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
         sliced = oh * ow <= MAX_GATHERED_POSITIONS
         training = x.device.type == "cpu" and x.requires_grad and x.dtype == torch.float32
-        if training and not sliced and winograd_conv.applies(self.kernel_size, self.stride, (oh, ow)):
+        tile = training and not sliced and winograd_conv.applies(self.kernel_size, self.stride, (oh, ow))
+        if tile and winograd_conv.beats_library(x, self.weight, self.padding):
             out = winograd_conv.winograd_conv2d(x, self.weight, self.padding)
             return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
         if x.device.type != "cpu" or (x.requires_grad and not sliced):
