@@ -3,7 +3,9 @@ a matrix product (``models/networks/matmul_conv.py``), on the CPU.
 
 Each row times one layer on a batch of 200 (a step's paired + unpaired samples of one modality), with the
 gradients a training step needs: the weights always, the input except for the first layer (it reads the data).
-Inputs come in the layout the networks give them: channels-last for every layer after the first.
+Inputs come in the layout the networks give them: channels-last for every layer after the first. The 64 -> 128
+layer is also timed as one Winograd tile (``models/networks/winograd_conv.py``), which ``MatmulConv2d`` uses only
+where it beats the library on the machine: the row says which one it chose.
 
     python3 benchmarks/conv_layers.py [--threads 1] [--repeats 30]
 """
@@ -22,7 +24,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import kernel_timing_args, median_of, save  # noqa: E402
 
-from models.networks.matmul_conv import MatmulConv2d, MatmulConvTranspose2d  # noqa: E402
+from models.networks import winograd_conv  # noqa: E402
+from models.networks.matmul_conv import MAX_GATHERED_POSITIONS, MatmulConv2d, MatmulConvTranspose2d  # noqa: E402
 from training.cpu_heap import keep_freed_memory  # noqa: E402
 
 BATCH = 200
@@ -40,6 +43,13 @@ LAYERS = [
 def time_layer(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor, repeats: int) -> float:
     """Median milliseconds of forward + backward."""
     return 1000 * median_of(lambda: layer(x).backward(grad), repeats)
+
+
+def time_tile(layer: nn.Conv2d, x: torch.Tensor, grad: torch.Tensor, repeats: int) -> float:
+    """Median milliseconds of forward + backward of the layer as one Winograd tile."""
+    return 1000 * median_of(
+        lambda: winograd_conv.winograd_conv2d(x, layer.weight, layer.padding).backward(grad), repeats
+    )
 
 
 def main() -> None:
@@ -63,6 +73,17 @@ def main() -> None:
         rows.append({"layer": name, "library_ms": round(lib_ms, 2), "matmul_ms": round(mat_ms, 2),
                      "speedup": round(lib_ms / mat_ms, 2), "max_abs_difference": diff})  # fmt: skip
         print(f"{name:30s} library {lib_ms:7.2f} ms  matmul {mat_ms:7.2f} ms  x{lib_ms / mat_ms:.2f}  diff {diff:.1e}")
+        out = tuple(grad.shape[-2:])
+        if (
+            input_grad
+            and out[0] * out[1] > MAX_GATHERED_POSITIONS
+            and winograd_conv.applies(library.kernel_size, library.stride, out)
+        ):
+            tile_ms = time_tile(matmul, x, grad, args.repeats)
+            chosen = winograd_conv.beats_library(x, matmul.weight, matmul.padding)
+            rows[-1].update(winograd_tile_ms=round(tile_ms, 2), matmul_uses_the_tile=chosen)
+            print(f"{'  as one Winograd tile':30s} {'':16s}  tile   {tile_ms:7.2f} ms  x{lib_ms / tile_ms:.2f}  "
+                  f"{'chosen' if chosen else 'not chosen: not faster than the library'}")  # fmt: skip
     result = {"batch": BATCH, "threads": args.threads, "repeats": args.repeats, "results": rows}
     save(f"conv_layers{args.result_suffix}", result)
 
