@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models import build_model
-from models.networks import winograd_conv
-from models.networks.matmul_conv import MatmulConv2d, MatmulConvTranspose2d, live_taps
+from models.networks import timed_choice, winograd_conv
+from models.networks.matmul_conv import MatmulConv2d, MatmulConvTranspose2d, _channels_last, live_taps
 
 
 def _compare(library: nn.Module, matmul: nn.Module, x: torch.Tensor) -> None:
@@ -64,6 +65,37 @@ def test_matmul_conv2d_uses_the_winograd_tile_where_it_is_faster(monkeypatch, ti
     _compare(nn.Conv2d(64, 128, 4, 2, 1, bias=False), MatmulConv2d(64, 128, 4, 2, 1, bias=False), x)
     y = MatmulConv2d(64, 128, 4, 2, 1, bias=False)(x)
     assert y.permute(2, 3, 0, 1).is_contiguous() is tile_is_faster
+
+
+@pytest.mark.parametrize("library_is_faster", [True, False])
+def test_first_layer_by_the_library_or_the_product(monkeypatch, library_is_faster: bool) -> None:
+    """A layer whose input needs no gradient (the first, reading the data), in training: the library's kernel where
+    it is faster, else the product; the library's output channels-last, as the product's."""
+    monkeypatch.setattr(MatmulConv2d, "_library_beats_product", lambda *_: library_is_faster)
+    torch.manual_seed(0)
+    x = torch.rand(5, 1, 14, 28)
+    _compare(nn.Conv2d(1, 64, 4, 2, 1, bias=False), MatmulConv2d(1, 64, 4, 2, 1, bias=False), x)
+    y = MatmulConv2d(1, 64, 4, 2, 1, bias=True)(x)
+    assert y.is_contiguous(memory_format=torch.channels_last) and y.stride(1) == 1
+    assert ("Convolution" in type(y.grad_fn).__name__) is library_is_faster
+
+
+def test_first_layer_choice_is_timed_on_the_layer(monkeypatch) -> None:
+    monkeypatch.setattr(timed_choice, "_choices", {})
+    layer, x = MatmulConv2d(1, 8, 4, 2, 1, bias=True), torch.rand(3, 1, 14, 28)
+    state = torch.get_rng_state()
+    assert isinstance(layer._library_beats_product(x), bool)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert len(timed_choice._choices) == 1
+
+
+def test_channels_last_view_of_a_one_channel_input_gives_a_channels_last_output() -> None:
+    x, weight = torch.rand(2, 1, 14, 28), torch.randn(8, 1, 4, 4)
+    assert F.conv2d(x, weight, None, 2, 1).is_contiguous()  # NCHW: the layouts' strides are equal for one channel
+    y = F.conv2d(_channels_last(x), weight, None, 2, 1)
+    assert y.stride(1) == 1
+    torch.testing.assert_close(y, F.conv2d(x, weight, None, 2, 1))
+    assert _channels_last(torch.rand(2, 3, 4, 5)).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_matmul_conv2d_reads_the_winograd_tiles_layout() -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.networks import winograd_conv
+from models.networks import timed_choice, winograd_conv
 from models.networks.winograd_conv import MAX_TILE, applies, beats_library, toom_cook, winograd_conv2d
 
 
@@ -93,8 +93,8 @@ def _slowed(conv, calls: list[str], name: str):
 
 
 @pytest.mark.parametrize("slow", ["tile", "library"])
-def test_beats_library_chooses_the_faster_kernel_once_per_shape(monkeypatch, slow: str) -> None:
-    monkeypatch.setattr(winograd_conv, "_beats_library", {})
+def test_beats_library_times_the_tile_against_the_library(monkeypatch, slow: str) -> None:
+    monkeypatch.setattr(timed_choice, "_choices", {})
     calls: list[str] = []
     if slow == "tile":
         monkeypatch.setattr(winograd_conv, "winograd_conv2d", _slowed(winograd_conv2d, calls, "tile"))
@@ -104,7 +104,6 @@ def test_beats_library_chooses_the_faster_kernel_once_per_shape(monkeypatch, slo
     random_state = torch.get_rng_state()
     assert beats_library(x, weight, (1, 1)) is (slow == "library")
     assert torch.equal(torch.get_rng_state(), random_state)  # training's random stream is left as it was
-    assert len(calls) == 2 * (winograd_conv.TIMED_CALLS + 1)  # two rounds of one warm-up and the timed calls
-    assert beats_library(x, weight, (1, 1)) is (slow == "library") and len(calls) == 2 * (winograd_conv.TIMED_CALLS + 1)
-    beats_library(torch.randn(3, 4, 7, 14), weight, (1, 1))  # another batch size is timed again
-    assert len(calls) == 4 * (winograd_conv.TIMED_CALLS + 1)
+    assert len(calls) == 2 * (timed_choice.TIMED_CALLS + 1)  # two rounds of one warm-up and the timed calls
+    assert beats_library(x, weight, (1, 1)) is (slow == "library")
+    assert len(calls) == 2 * (timed_choice.TIMED_CALLS + 1)  # timed once per shape

@@ -18,12 +18,14 @@ library is as fast or faster there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from models.networks import winograd_conv
+from models.networks import timed_choice, winograd_conv
 from models.networks.cpu_matmul import linear
 
 #: Output positions up to which the input patches of a layer whose input needs a gradient are gathered, one slice
@@ -91,16 +93,28 @@ class MatmulConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        batch, _, h, w = x.shape
+        _, _, h, w = x.shape
         oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
         sliced = oh * ow <= MAX_GATHERED_POSITIONS
-        training = x.device.type == "cpu" and x.requires_grad and x.dtype == torch.float32
-        tile = training and not sliced and winograd_conv.applies(self.kernel_size, self.stride, (oh, ow))
+        cpu32 = x.device.type == "cpu" and x.dtype == torch.float32
+        tile = (
+            cpu32 and x.requires_grad and not sliced and winograd_conv.applies(self.kernel_size, self.stride, (oh, ow))
+        )
         if tile and winograd_conv.beats_library(x, self.weight, self.padding):
             out = winograd_conv.winograd_conv2d(x, self.weight, self.padding)
             return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
         if x.device.type != "cpu" or (x.requires_grad and not sliced):
             return super().forward(x)
+        weight_gradient_only = cpu32 and not x.requires_grad and self.weight.requires_grad and torch.is_grad_enabled()
+        if weight_gradient_only and not sliced and self._library_beats_product(x):
+            return F.conv2d(_channels_last(x), self.weight, self.bias, self.stride, self.padding)
+        return self._product(x, self.weight, self.bias)
+
+    def _product(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """This layer of ``weight`` and ``bias`` as patches x weight, channels-last (class doc)."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        batch, _, h, w = x.shape
+        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
         r0, r1 = live_taps(h, kh, sh, ph, oh)
         c0, c1 = live_taps(w, kw, sw, pw, ow)
         kh, kw = r1 - r0, c1 - c0
@@ -109,16 +123,51 @@ class MatmulConv2d(nn.Conv2d):
         # backward slow; after the Winograd tile, a gradient in the tile's own layout was no faster).
         # Output position (i, j) reads input rows from i*sh - ph + r0 and columns from j*sw - pw + c0.
         top, left = ph - r0, pw - c0
-        if sliced:
+        if oh * ow <= MAX_GATHERED_POSITIONS:
             starts = [(i * sh - top, j * sw - left) for i in range(oh) for j in range(ow)]
             patches = _GatherWindows.apply(x.permute(0, 2, 3, 1), starts, kh, kw)
         else:
             pads = (0, 0, left, (ow - 1) * sw + kw - w - left, top, (oh - 1) * sh + kh - h - top)
             xp = F.pad(x.permute(0, 2, 3, 1), pads)
             patches = xp.unfold(1, kh, sh).unfold(2, kw, sw).permute(0, 1, 2, 4, 5, 3)
-        weight = self.weight[:, :, r0:r1, c0:c1].permute(0, 2, 3, 1).reshape(self.out_channels, -1)
-        out = linear(patches.reshape(batch * oh * ow, -1), weight, self.bias)
+        weight = weight[:, :, r0:r1, c0:c1].permute(0, 2, 3, 1).reshape(self.out_channels, -1)
+        out = linear(patches.reshape(batch * oh * ow, -1), weight, bias)
         return out.view(batch, oh, ow, self.out_channels).permute(0, 3, 1, 2)
+
+    def _library_beats_product(self, x: torch.Tensor) -> bool:
+        """For an input without a gradient (the first layer, which reads the data): whether the library's kernel on
+        a channels-last view of ``x`` (so that its output is channels-last, as the product's) computes this layer
+        and its parameters' gradients faster than :meth:`_product`, timed once per shape
+        (:func:`~models.networks.timed_choice.prefer`). On an AMD Zen 5 core it took 0.61 against 1.03 ms at
+        MNIST-Split's batch of 200 and saved ~1.4 ms a VAEVAE step; on a Xeon the library took twice the product's
+        time (``benchmarks/README.md``)."""
+
+        def calls() -> tuple[Callable[[], object], Callable[[], object]]:
+            generator = torch.Generator().manual_seed(0)
+            xr = timed_choice.random_like(x, generator)
+            params = [timed_choice.random_like(p, generator).requires_grad_() for p in (self.weight, self.bias)
+                      if p is not None]  # fmt: skip
+            wr, br = params[0], params[1] if len(params) > 1 else None
+            out = self._product(xr, wr, br).detach()
+            grad = torch.ones_like(out, memory_format=torch.channels_last)
+            return (
+                lambda: torch.autograd.grad(
+                    F.conv2d(_channels_last(xr), wr, br, self.stride, self.padding), params, grad
+                ),
+                lambda: torch.autograd.grad(self._product(xr, wr, br), params, grad),
+            )
+
+        key = ("library conv2d without an input gradient", tuple(x.shape), x.stride(), tuple(self.weight.shape))
+        return timed_choice.prefer((*key, self.stride, self.padding, self.bias is not None), calls)
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last memory, so that a library convolution of it gives a channels-last output. A contiguous
+    one-channel input is laid out that way already; only its strides are made to say so (with equal strides for
+    both layouts, the library takes it as NCHW and answers NCHW)."""
+    if x.shape[1] == 1 and x.is_contiguous():
+        return x.as_strided(x.shape, (x.shape[2] * x.shape[3], 1, x.shape[3], 1))
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 class MatmulConvTranspose2d(nn.ConvTranspose2d):

@@ -32,14 +32,15 @@ machine, once per shape, and :class:`~models.networks.matmul_conv.MatmulConv2d` 
 
 from __future__ import annotations
 
-import statistics
-import time
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from models.networks import timed_choice
 
 #: The finite interpolation points of F(m, 2), m <= 7, in the order they are used (infinity is the last point).
 POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
@@ -199,55 +200,31 @@ def winograd_conv2d(x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, i
     return _WinogradConv.apply(x, weight, padding)
 
 
-#: The tile is chosen where its forward + backward, timed alone, takes at most this fraction of the library's: a
-#: margin for the timing's noise and for what a step adds to the tile (its operands come from memory there).
-MAX_TIME_FRACTION = 0.95
-#: Timed calls of each per round, after one warm-up call; two rounds, alternated.
-TIMED_CALLS = 3
-_beats_library: dict[tuple, bool] = {}
-
-
 def _library_conv(x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
     return F.conv2d(x, weight, None, 2, padding)
 
 
-def _call_seconds(conv, x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int]) -> list[float]:
-    """Seconds of forward + both gradients of ``conv`` (one warm-up, then :data:`TIMED_CALLS` calls), each call
-    given the same channels-last output gradient, the layout the next layer's backward gives it in a step."""
-    grad = None
-    times = []
-    for _ in range(TIMED_CALLS + 1):
-        start = time.perf_counter()
-        y = conv(x, weight, padding)
-        if grad is None:
-            grad = torch.ones_like(y, memory_format=torch.channels_last)
-        torch.autograd.grad(y, (x, weight), grad)
-        times.append(time.perf_counter() - start)
-    return times[1:]
-
-
 def beats_library(x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int]) -> bool:
-    """Whether one Winograd tile computes ``F.conv2d(x, weight, None, 2, padding)`` with its gradients faster than
-    the library on this machine: both timed alone on random data of ``x``'s and ``weight``'s shapes and layouts
-    (medians of alternated calls; the tile needs :data:`MAX_TIME_FRACTION` of the library's time or less), once per
-    shape, layout, padding and thread count in a process (16 calls of the layer: about half a second at
-    MNIST-Split's batch of 200 on one core).
+    """Whether one Winograd tile computes ``F.conv2d(x, weight, None, 2, padding)`` with both gradients faster than
+    the library on this machine (:func:`~models.networks.timed_choice.prefer`: both timed alone on random data of
+    ``x``'s and ``weight``'s shapes and layouts, once per shape, layout and padding), each given a channels-last
+    output gradient, the layout the next layer's backward gives it in a step.
 
-    Why timed: on an AMD EPYC Zen 4 core (AVX-512 on 256-bit units) the tile took 27.3 ms forward + backward at
-    batch 200 against the library's 31.4 ms and saved ~10 ms a VAEVAE step; on a Zen 5 core (full-width AVX-512),
-    where the library runs MNIST-Split's layer at ~270 GFLOP/s, it took 19.4 against 15.5 ms and cost 13.6 ms a
-    step (``benchmarks/README.md``). Which kernel runs does not change the function, but fp32 results differ by
-    a few 1e-6 of the output's scale (module doc), and a choice timed this close may differ between processes.
+    On an AMD EPYC Zen 4 core (AVX-512 on 256-bit units) the tile took 27.3 ms forward + backward at batch 200
+    against the library's 31.4 ms and saved ~10 ms a VAEVAE step; on a Zen 5 core (full-width AVX-512), where the
+    library runs MNIST-Split's layer at ~270 GFLOP/s, it took 19.4 against 15.5 ms and cost 13.6 ms a step
+    (``benchmarks/README.md``).
     """
-    key = (tuple(x.shape), x.stride(), tuple(weight.shape), tuple(padding), torch.get_num_threads())
-    if key not in _beats_library:
-        with torch.enable_grad():
-            # from a generator of its own: training's random stream stays as it would be without the timing
-            generator = torch.Generator().manual_seed(0)
-            xr, wr = (torch.empty_like(t).normal_(generator=generator).requires_grad_() for t in (x, weight))
-            tile, library = [], []
-            for _ in range(2):  # alternated halves: a neighbour's load falls on both
-                tile += _call_seconds(winograd_conv2d, xr, wr, padding)
-                library += _call_seconds(_library_conv, xr, wr, padding)
-        _beats_library[key] = statistics.median(tile) <= MAX_TIME_FRACTION * statistics.median(library)
-    return _beats_library[key]
+
+    def calls() -> tuple[Callable[[], object], Callable[[], object]]:
+        generator = torch.Generator().manual_seed(0)
+        xr, wr = (timed_choice.random_like(t, generator).requires_grad_() for t in (x, weight))
+        (batch, _, h, w), (ph, pw) = x.shape, padding
+        grad = x.new_ones(batch, (h + 2 * ph - 4) // 2 + 1, (w + 2 * pw - 4) // 2 + 1, weight.shape[0])
+        grad = grad.permute(0, 3, 1, 2)
+        return (
+            lambda: torch.autograd.grad(winograd_conv2d(xr, wr, padding), (xr, wr), grad),
+            lambda: torch.autograd.grad(_library_conv(xr, wr, padding), (xr, wr), grad),
+        )
+
+    return timed_choice.prefer(("winograd tile", tuple(x.shape), x.stride(), tuple(weight.shape), padding), calls)

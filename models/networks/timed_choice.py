@@ -1,0 +1,61 @@
+"""Which of two computations of one training layer is faster on this machine, timed once per shape.
+
+Why: the same layer's fastest form differs between CPUs. MNIST-Split's 64 -> 128 convolution as one Winograd tile
+saved ~10 ms a VAEVAE step on an AMD Zen 4 core and cost 13.6 ms on a Zen 5, where the library runs that
+convolution near the core's peak; its first layer by the library (with a channels-last output) saved ~1.4 ms a step
+on the Zen 5 and took twice the project's product alone on a Xeon (``benchmarks/README.md``). A fixed rule by CPU
+kind would be wrong on the next kind; timing both forms once, at the layer's own shape, is not.
+
+:func:`prefer` times two calls (each a forward and the backward the step needs, on random data the caller made)
+alternately, and keeps the answer for the process. The first call of a new shape pays for it (16 calls of the
+layer: about half a second for the 64 -> 128 layer at batch 200 on one core).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+#: The candidate is chosen where its time is at most this fraction of the incumbent's: a margin for the timing's
+#: noise and for what a step adds to a layer timed alone (its operands come from memory there).
+MAX_TIME_FRACTION = 0.95
+#: Timed calls of each per round, after one warm-up call; two rounds, alternated.
+TIMED_CALLS = 3
+_choices: dict[tuple, bool] = {}
+
+
+def _call_seconds(call: Callable[[], object]) -> list[float]:
+    """Seconds of :data:`TIMED_CALLS` calls of ``call``, after one warm-up call."""
+    times = []
+    for _ in range(TIMED_CALLS + 1):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
+def prefer(key: tuple, calls: Callable[[], tuple[Callable[[], object], Callable[[], object]]]) -> bool:
+    """Whether the candidate of ``calls()`` (candidate, incumbent) takes at most :data:`MAX_TIME_FRACTION` of the
+    incumbent's time here (medians of two alternated rounds: a neighbour's load falls on both), timed once per
+    ``key`` and thread count in a process (``calls`` runs only then). The two calls compute the same layer as a
+    step does; the answer does not change the function, only how fp32 rounds it, so a choice timed this close may
+    differ between processes."""
+    key = (*key, torch.get_num_threads())
+    if key not in _choices:
+        with torch.enable_grad():
+            candidate, incumbent = calls()
+            first, second = [], []
+            for _ in range(2):
+                first += _call_seconds(candidate)
+                second += _call_seconds(incumbent)
+        _choices[key] = statistics.median(first) <= MAX_TIME_FRACTION * statistics.median(second)
+    return _choices[key]
+
+
+def random_like(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Normal noise with ``t``'s shape, dtype and strides, from ``generator``: timing data that leaves training's
+    random stream as it would be without the timing."""
+    return torch.empty_like(t).normal_(generator=generator)
