@@ -3,7 +3,8 @@ a matrix product (``models/networks/matmul_conv.py``), on the CPU.
 
 Each row times one layer on a batch of 200 (a step's paired + unpaired samples of one modality), with the
 gradients a training step needs: the weights always, the input except for the first layer (it reads the data).
-Inputs come in the layout the networks give them: channels-last for every layer after the first. The 64 -> 128
+Inputs come in the layout the networks give them: channels-last for every layer after the first; output
+gradients channels-last. The 64 -> 128
 layer is also timed as one Winograd tile (``models/networks/winograd_conv.py``), which ``MatmulConv2d`` uses only
 where it beats the library on the machine: the row says which one it chose.
 
@@ -66,8 +67,8 @@ def main() -> None:
         x = torch.rand(BATCH, *shape)
         if input_grad:  # every layer after the first reads a channels-last output (matmul_conv.py)
             x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
-        with torch.no_grad():
-            grad = torch.randn_like(library(x))
+        with torch.no_grad():  # the output's gradient channels-last, as the next layer's backward gives it in a step
+            grad = torch.randn_like(library(x)).contiguous(memory_format=torch.channels_last)
             diff = float((library(x) - matmul(x)).abs().max())
         lib_ms, mat_ms = time_layer(library, x, grad, args.repeats), time_layer(matmul, x, grad, args.repeats)
         rows.append({"layer": name, "library_ms": round(lib_ms, 2), "matmul_ms": round(mat_ms, 2),

@@ -8,9 +8,11 @@ Why: at MNIST-Split's shapes some CPU kernels run far below the machine's matrix
 (``benchmarks/conv_layers.py``; 1 thread, batch 200): the last encoder convolution (128 -> 256 channels, output
 1 x 3), whose backward pass takes 3x its forward, and the decoder's first transposed convolution, whose 1 x 1
 input makes it a plain matrix product, done by the library at a fifth of that speed; its last transposed
-convolution, whose single output channel leaves the library's kernel little to work with. The first encoder layer is
-no faster alone, but its channels-last output makes the library's second layer faster. With fused Adam, this took a
-VAEVAE step of the paper's code's networks from about 0.42 s to 0.29 s (``benchmarks/train_step.py``). The
+convolution, whose single output channel leaves the library's kernel little to work with. The first encoder layer's
+output must be channels-last, which makes the library's second layer faster; the product gives that, and so does
+the library given a channels-last view of the input, which is faster on some CPUs (timed in training, as below).
+With fused Adam, this took a VAEVAE step of the paper's code's networks from about 0.42 s to 0.29 s
+(``benchmarks/train_step.py``). The
 64 -> 128 layer, which the library runs at about a core's peak product rate, is computed in training with fewer
 multiply-adds by :mod:`.winograd_conv` where that is faster. The other layers were timed the same way and the
 library is as fast or faster there.
@@ -76,7 +78,8 @@ class _GatherWindows(torch.autograd.Function):
 class MatmulConv2d(nn.Conv2d):
     """``nn.Conv2d`` (groups 1, dilation 1, zero padding) as patches x weight on the CPU, for outputs of at most
     :data:`MAX_GATHERED_POSITIONS` positions (MNIST-Split's last encoder layer: 1 x 3) and for inputs that need
-    no gradient (the first layer, which reads the data: its patches come from ``Tensor.unfold``). Kernel taps that
+    no gradient (the first layer, which reads the data: its patches come from ``Tensor.unfold``; in training the
+    library on a channels-last view of the input where that is faster, :meth:`_library_beats_product`). Kernel taps that
     meet only zero padding are left out of the product (a quarter of the last layer's work). The output is a
     channels-last view, which the next layer's library kernel reads faster. In training, a 4 x 4 stride-2 layer
     whose output fits one Winograd tile (MNIST-Split's 64 -> 128 layer, 3 x 7) is computed by
