@@ -42,3 +42,15 @@ def test_random_like_keeps_the_layout_and_the_global_random_stream() -> None:
     noise = timed_choice.random_like(x, torch.Generator().manual_seed(0))
     assert noise.stride() == x.stride() and noise.std() > 0.5
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_saved_choices_come_back_on_the_same_machine_only(monkeypatch) -> None:
+    monkeypatch.setattr(timed_choice, "_choices", {("layer", 1, 1): True})
+    saved = timed_choice.saved_choices()
+    monkeypatch.setattr(timed_choice, "_choices", {})
+    timed_choice.restore_choices({**saved, "machine": ("AnotherVendor", "1", "2", "a CPU", torch.__version__)})
+    assert timed_choice._choices == {}  # timed on another machine: time afresh
+    timed_choice.restore_choices(saved)
+    assert timed_choice._choices == {("layer", 1, 1): True}
+    timed_choice.restore_choices(None)  # a checkpoint from before the choices were saved
+    assert timed_choice._choices == {("layer", 1, 1): True}

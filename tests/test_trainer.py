@@ -191,6 +191,19 @@ def test_select_metric_needs_evaluate(tmp_path):
         run(fresh_model(), data, tmp_path, select_metric="acc")
 
 
+def test_resume_takes_the_kernel_choices_of_last_pt(tmp_path, monkeypatch):
+    """A CPU layer's kernel, timed at first use, is chosen as before when a run resumes on the same machine."""
+    from models.networks import timed_choice
+
+    data = make_semi_supervised(low_rank_data(64), supervision=0.5, seed=0)
+    monkeypatch.setattr(timed_choice, "_choices", {("a layer", 3): True})
+    run(fresh_model(), data, tmp_path, epochs=1)
+    monkeypatch.setattr(timed_choice, "_choices", {})  # a new process
+    result = run(fresh_model(), data, tmp_path, epochs=2)
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    assert timed_choice._choices == {("a layer", 3): True}
+
+
 def test_resume_continues_exactly(tmp_path):
     data = make_semi_supervised(low_rank_data(128), supervision=0.2, seed=0, unpaired="rest")
 

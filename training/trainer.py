@@ -15,7 +15,9 @@ Files in ``out_dir`` (only the first process writes them):
 Reproducibility: the weights are initialised by the caller (call :func:`seed_everything` before building the
 model). Inside, every random choice of epoch ``e`` (the shuffling and the model's own sampling) is seeded from
 ``(seed, e)``, and the evaluation from ``(seed, e, "eval")``; so ``last.pt`` needs no RNG state, and training two
-epochs then resuming to three gives the same weights as three epochs in one go.
+epochs then resuming to three gives the same weights as three epochs in one go. The CPU layers whose kernel is
+timed at first use (:mod:`models.networks.timed_choice`) keep their choices in ``last.pt``, so a run resumed on
+the same machine uses the same kernels.
 
 Several processes (``torchrun --nproc_per_node=K``, i.e. ``WORLD_SIZE > 1``): the process group is initialised
 (NCCL on CUDA, Gloo on CPU) and the model wrapped in DistributedDataParallel. ``batch_size`` stays the GLOBAL
@@ -42,6 +44,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from models.batch import MultimodalBatch
+from models.networks import timed_choice
 from training.checkpoint import load_checkpoint, save_checkpoint, write_json
 from training.cpu_heap import keep_freed_memory
 from training.data.semi import SemiSupervisedData, Source
@@ -312,6 +315,7 @@ def _train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, best, start = state["history"], state["best"], state["epoch"]
+        timed_choice.restore_choices(state.get("kernel_choices"))  # the same kernels as before: an exact continuation
 
     if ranks.main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -364,7 +368,8 @@ def _train(
             if save_last:
                 save_checkpoint(
                     {"model": _cpu_state(model), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                     "history": history, "best": best, "config": config},
+                     "history": history, "best": best, "config": config,
+                     "kernel_choices": timed_choice.saved_choices()},
                     last_path,
                 )  # fmt: skip
             with open(out_dir / "metrics.jsonl", "a") as f:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 import torch
 
+from models.networks.cpu_matmul import cpu_info
+
 #: The candidate is chosen where its time is at most this fraction of the incumbent's: a margin for the timing's
 #: noise and for what a step adds to a layer timed alone (its operands come from memory there).
 MAX_TIME_FRACTION = 0.95
@@ -53,6 +55,24 @@ def prefer(key: tuple, calls: Callable[[], tuple[Callable[[], object], Callable[
                 second += _call_seconds(incumbent)
         _choices[key] = statistics.median(first) <= MAX_TIME_FRACTION * statistics.median(second)
     return _choices[key]
+
+
+def _machine() -> tuple[str, ...]:
+    """What a timed choice holds for: the CPU (vendor, family, model, name) and the torch version."""
+    info = cpu_info()
+    return (*(info.get(k, "") for k in ("vendor_id", "cpu family", "model", "model name")), torch.__version__)
+
+
+def saved_choices() -> dict:
+    """This process's choices and the machine they were timed on, for a training checkpoint: a run resumed from it
+    on the same machine computes every layer as before (:func:`restore_choices`), so it continues exactly."""
+    return {"machine": _machine(), "choices": dict(_choices)}
+
+
+def restore_choices(saved: dict | None) -> None:
+    """Take the choices of :func:`saved_choices` where they were timed on this machine; elsewhere time afresh."""
+    if saved and tuple(saved.get("machine", ())) == _machine():
+        _choices.update(saved["choices"])
 
 
 def random_like(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
