@@ -4,9 +4,9 @@ a matrix product (``models/networks/matmul_conv.py``), on the CPU.
 Each row times one layer on a batch of 200 (a step's paired + unpaired samples of one modality), with the
 gradients a training step needs: the weights always, the input except for the first layer (it reads the data).
 Inputs come in the layout the networks give them: channels-last for every layer after the first; output
-gradients channels-last. The 64 -> 128
-layer is also timed as one Winograd tile (``models/networks/winograd_conv.py``), which ``MatmulConv2d`` uses only
-where it beats the library on the machine: the row says which one it chose.
+gradients channels-last, as the next layer's backward gives them. The 64 -> 128 layer is also timed as one
+Winograd tile (``models/networks/winograd_conv.py``), which ``MatmulConv2d`` uses only where it beats the library
+on the machine: the row says which one it chose.
 
     python3 benchmarks/conv_layers.py [--threads 1] [--repeats 30]
 """

@@ -12,10 +12,9 @@ convolution, whose single output channel leaves the library's kernel little to w
 output must be channels-last, which makes the library's second layer faster; the product gives that, and so does
 the library given a channels-last view of the input, which is faster on some CPUs (timed in training, as below).
 With fused Adam, this took a VAEVAE step of the paper's code's networks from about 0.42 s to 0.29 s
-(``benchmarks/train_step.py``). The
-64 -> 128 layer, which the library runs at about a core's peak product rate, is computed in training with fewer
-multiply-adds by :mod:`.winograd_conv` where that is faster. The other layers were timed the same way and the
-library is as fast or faster there.
+(``benchmarks/train_step.py``). The 64 -> 128 layer, which the library runs at about a core's peak product rate,
+is computed in training with fewer multiply-adds by :mod:`.winograd_conv` where that is faster. The other layers
+were timed the same way and the library is as fast or faster there.
 """
 
 from __future__ import annotations
@@ -94,10 +93,13 @@ class MatmulConv2d(nn.Conv2d):
         if self.groups != 1 or self.dilation != (1, 1) or self.padding_mode != "zeros" or isinstance(self.padding, str):
             raise ValueError("MatmulConv2d supports groups=1, dilation=1 and numeric zero padding only")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _output_size(self, h: int, w: int) -> tuple[int, int]:
+        """(rows, columns) of this layer's output for an h x w input."""
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        _, _, h, w = x.shape
-        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        oh, ow = self._output_size(*x.shape[2:])
         sliced = oh * ow <= MAX_GATHERED_POSITIONS
         cpu32 = x.device.type == "cpu" and x.dtype == torch.float32
         tile = (
@@ -117,7 +119,7 @@ class MatmulConv2d(nn.Conv2d):
         """This layer of ``weight`` and ``bias`` as patches x weight, channels-last (class doc)."""
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         batch, _, h, w = x.shape
-        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        oh, ow = self._output_size(h, w)
         r0, r1 = live_taps(h, kh, sh, ph, oh)
         c0, c1 = live_taps(w, kw, sw, pw, ow)
         kh, kw = r1 - r0, c1 - c0
@@ -151,8 +153,7 @@ class MatmulConv2d(nn.Conv2d):
             params = [timed_choice.random_like(p, generator).requires_grad_() for p in (self.weight, self.bias)
                       if p is not None]  # fmt: skip
             wr, br = params[0], params[1] if len(params) > 1 else None
-            out = self._product(xr, wr, br).detach()
-            grad = torch.ones_like(out, memory_format=torch.channels_last)
+            grad = x.new_ones(x.shape[0], *self._output_size(*x.shape[2:]), self.out_channels).permute(0, 3, 1, 2)
             return (
                 lambda: torch.autograd.grad(
                     F.conv2d(_channels_last(xr), wr, br, self.stride, self.padding), params, grad
