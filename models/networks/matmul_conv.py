@@ -144,8 +144,8 @@ class MatmulConv2d(nn.Conv2d):
         a channels-last view of ``x`` (so that its output is channels-last, as the product's) computes this layer
         and its parameters' gradients faster than :meth:`_product`, timed once per shape
         (:func:`~models.networks.timed_choice.prefer`). On an AMD Zen 5 core it took 0.61 against 1.03 ms at
-        MNIST-Split's batch of 200 and saved ~1.4 ms a VAEVAE step; on a Xeon the library took twice the product's
-        time (``benchmarks/README.md``)."""
+        MNIST-Split's batch of 200 and saved ~1 ms a VAEVAE step (-1.9 to +0.6 ms in 8 runs of interleaved pairs);
+        on a Xeon the library took twice the product's time (``benchmarks/README.md``)."""
 
         def calls() -> tuple[Callable[[], object], Callable[[], object]]:
             generator = torch.Generator().manual_seed(0)

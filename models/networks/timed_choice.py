@@ -2,7 +2,7 @@
 
 Why: the same layer's fastest form differs between CPUs. MNIST-Split's 64 -> 128 convolution as one Winograd tile
 saved ~10 ms a VAEVAE step on an AMD Zen 4 core and cost 13.6 ms on a Zen 5, where the library runs that
-convolution near the core's peak; its first layer by the library (with a channels-last output) saved ~1.4 ms a step
+convolution near the core's peak; its first layer by the library (with a channels-last output) saved ~1 ms a step
 on the Zen 5 and took twice the project's product alone on a Xeon (``benchmarks/README.md``). A fixed rule by CPU
 kind would be wrong on the next kind; timing both forms once, at the layer's own shape, is not.
 
