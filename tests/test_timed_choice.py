@@ -54,3 +54,19 @@ def test_saved_choices_come_back_on_the_same_machine_only(monkeypatch) -> None:
     assert timed_choice._choices == {("layer", 1, 1): True}
     timed_choice.restore_choices(None)  # a checkpoint from before the choices were saved
     assert timed_choice._choices == {("layer", 1, 1): True}
+
+
+def test_forward_backward_gives_the_wanted_gradients_of_random_stand_ins() -> None:
+    x, weight = torch.randn(2, 3, 6, 6), torch.randn(4, 3, 3, 3)
+    state = torch.get_rng_state()
+    seen = []
+
+    def conv(xr, wr, br):
+        seen.append((xr.requires_grad, wr.requires_grad, br))
+        return torch.nn.functional.conv2d(xr, wr, br)
+
+    first, second = timed_choice.forward_backward((conv, conv), (x, weight, None), (False, True, True))
+    grads = first()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert seen == [(False, True, None)] and len(grads) == 1 and grads[0].shape == weight.shape
+    assert torch.equal(second()[0], grads[0])  # the same stand-ins and output gradient for both forms

@@ -147,18 +147,12 @@ class MatmulConv2d(nn.Conv2d):
         MNIST-Split's batch of 200 and saved ~1 ms a VAEVAE step (-1.9 to +0.6 ms in 8 runs of interleaved pairs);
         on a Xeon the library took twice the product's time (``benchmarks/README.md``)."""
 
+        def library(xr: torch.Tensor, wr: torch.Tensor, br: torch.Tensor | None) -> torch.Tensor:
+            return F.conv2d(_channels_last(xr), wr, br, self.stride, self.padding)
+
         def calls() -> tuple[Callable[[], object], Callable[[], object]]:
-            generator = torch.Generator().manual_seed(0)
-            xr = timed_choice.random_like(x, generator)
-            params = [timed_choice.random_like(p, generator).requires_grad_() for p in (self.weight, self.bias)
-                      if p is not None]  # fmt: skip
-            wr, br = params[0], params[1] if len(params) > 1 else None
-            grad = x.new_ones(x.shape[0], *self._output_size(*x.shape[2:]), self.out_channels).permute(0, 3, 1, 2)
-            return (
-                lambda: torch.autograd.grad(
-                    F.conv2d(_channels_last(xr), wr, br, self.stride, self.padding), params, grad
-                ),
-                lambda: torch.autograd.grad(self._product(xr, wr, br), params, grad),
+            return timed_choice.forward_backward(
+                (library, self._product), (x, self.weight, self.bias), (False, True, True)
             )
 
         key = ("library conv2d without an input gradient", tuple(x.shape), x.stride(), tuple(self.weight.shape))

@@ -6,16 +6,16 @@ convolution near the core's peak; its first layer by the library (with a channel
 on the Zen 5 and took twice the project's product alone on a Xeon (``benchmarks/README.md``). A fixed rule by CPU
 kind would be wrong on the next kind; timing both forms once, at the layer's own shape, is not.
 
-:func:`prefer` times two calls (each a forward and the backward the step needs, on random data the caller made)
-alternately, and keeps the answer for the process. The first call of a new shape pays for it (16 calls of the
-layer: about half a second for the 64 -> 128 layer at batch 200 on one core).
+:func:`prefer` times two calls (each a forward and the backward the step needs, on random data:
+:func:`forward_backward`) alternately, and keeps the answer for the process. The first call of a new shape pays
+for it (16 calls of the layer: about half a second for the 64 -> 128 layer at batch 200 on one core).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -73,6 +73,35 @@ def restore_choices(saved: dict | None) -> None:
     """Take the choices of :func:`saved_choices` where they were timed on this machine; elsewhere time afresh."""
     if saved and tuple(saved.get("machine", ())) == _machine():
         _choices.update(saved["choices"])
+
+
+def forward_backward(
+    forms: tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]],
+    inputs: Sequence[torch.Tensor | None],
+    wanted: Sequence[bool],
+) -> tuple[Callable[[], object], Callable[[], object]]:
+    """The two calls :func:`prefer` times for two forms of one layer: each form applied to random stand-ins of
+    ``inputs`` (:func:`random_like`; a None input, such as a missing bias, stays None), then the gradients of the
+    inputs ``wanted`` computed from an output gradient of ones laid out channels-last, as the next layer's backward
+    gives it in a step (made at each form's first, untimed call)."""
+    generator = torch.Generator().manual_seed(0)
+    stand_ins = [
+        None if t is None else random_like(t, generator).requires_grad_(w) for t, w in zip(inputs, wanted, strict=True)
+    ]
+    targets = [t for t, w in zip(stand_ins, wanted, strict=True) if t is not None and w]
+
+    def call(form: Callable[..., torch.Tensor]) -> Callable[[], object]:
+        grad: list[torch.Tensor] = []
+
+        def forward_and_backward() -> object:
+            y = form(*stand_ins)
+            if not grad:
+                grad.append(torch.ones_like(y, memory_format=torch.channels_last))
+            return torch.autograd.grad(y, targets, grad[0])
+
+        return forward_and_backward
+
+    return call(forms[0]), call(forms[1])
 
 
 def random_like(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -217,14 +217,7 @@ def beats_library(x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int
     """
 
     def calls() -> tuple[Callable[[], object], Callable[[], object]]:
-        generator = torch.Generator().manual_seed(0)
-        xr, wr = (timed_choice.random_like(t, generator).requires_grad_() for t in (x, weight))
-        (batch, _, h, w), (ph, pw) = x.shape, padding
-        grad = x.new_ones(batch, (h + 2 * ph - 4) // 2 + 1, (w + 2 * pw - 4) // 2 + 1, weight.shape[0])
-        grad = grad.permute(0, 3, 1, 2)
-        return (
-            lambda: torch.autograd.grad(winograd_conv2d(xr, wr, padding), (xr, wr), grad),
-            lambda: torch.autograd.grad(_library_conv(xr, wr, padding), (xr, wr), grad),
-        )
+        forms = (lambda xr, wr: winograd_conv2d(xr, wr, padding), lambda xr, wr: _library_conv(xr, wr, padding))
+        return timed_choice.forward_backward(forms, (x, weight), (True, True))
 
     return timed_choice.prefer(("winograd tile", tuple(x.shape), x.stride(), tuple(weight.shape), padding), calls)
