@@ -102,6 +102,17 @@ def _timing_row(name: str, times: list[float]) -> dict:
     }
 
 
+def _kernel_choices() -> list[dict]:
+    """The layer kernels this process timed at first use (``models.networks.timed_choice``): which choice, for which
+    input shape, and whether the candidate won. A close choice may differ between processes: each round says its own."""
+    from models.networks import timed_choice
+
+    return [
+        {"choice": key[0], "input_shape": list(key[1]), "candidate": chosen}
+        for key, chosen in timed_choice.saved_choices()["choices"].items()
+    ]
+
+
 def measure(name: str, data: Path, device: str, steps: int, warmup: int, paper_code_nets: bool, threads: int) -> dict:
     """Time ``steps`` optimisation steps of one model (after ``warmup`` untimed ones) on ``threads`` CPU threads."""
     import torch
@@ -133,6 +144,7 @@ def measure(name: str, data: Path, device: str, steps: int, warmup: int, paper_c
         **_timing_row(name, times),
         "parameters": model.num_parameters(),
         "encoder_passes_per_step": passes[0] / (steps + warmup),
+        "kernel_choices": _kernel_choices(),
     }
     if device.startswith("cuda"):
         result["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -214,6 +226,7 @@ def _side_by_side(args: argparse.Namespace, names: list[str]) -> list[dict]:
             "model": name,
             "paper_code_class": code[0]["paper_code_class"],
             "ours_seconds_per_step": [r["seconds_per_step_median"] for r in ours],
+            "ours_kernel_choices": [r["kernel_choices"] for r in ours],
             "paper_code_seconds_per_step": [r["seconds_per_step_median"] for r in code],
             "speedup_per_round": [
                 round(c["seconds_per_step_median"] / o["seconds_per_step_median"], 2)
