@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import save
+from _machine import add_data_argument, save
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,7 +54,7 @@ def _per_spectrum(fn, items: list) -> tuple[float, list]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", required=True)
-    parser.add_argument("--shared-data", default=str(ROOT.parent / "shared" / "data"))
+    add_data_argument(parser)
     parser.add_argument("--spectra", type=int, default=200)
     parser.add_argument("--full-scans", type=int, default=5)
     parser.add_argument("--loads", type=int, default=3, help="times the store is loaded (the median is reported)")
@@ -78,7 +78,7 @@ def main() -> None:
     print(f"{len(store):,} candidates loaded in {load_s:.1f} s; RSS {rss_model:.0f} -> {rss_loaded:.0f} MB", flush=True)
 
     spectra = []
-    for item in read_spectra(Path(args.shared_data) / "massbank" / "massbank-pos-ms2.mgf.gz"):
+    for item in read_spectra(args.data / "massbank" / "massbank-pos-ms2.mgf.gz"):
         if isinstance(item, Spectrum) and item.smiles and item.adduct in (None, "[M+H]+"):
             spectra.append(item)
             if len(spectra) == args.spectra:

@@ -54,12 +54,12 @@ wanted pytest && step pytest 150 python3 -m pytest -q -p no:cacheprovider -k "no
 wanted predict && step spectra_predict 60 python3 benchmarks/spectra_predict.py --device cuda --n 4000 --data "$data"
 wanted train_step && step train_step 150 python3 benchmarks/train_step.py --device cuda --steps 50 --warmup 5 --data "$data"
 wanted import && step import_candidates "$((import_limit + 60))" python3 benchmarks/import_candidates.py \
-    --database-url "sqlite:///$big" --shared-data "$data" --time-limit "$import_limit" --result-suffix=-cuda
+    --database-url "sqlite:///$big" --data "$data" --time-limit "$import_limit" --result-suffix=-cuda
 if wanted serve; then
     if [ -f "$big" ]; then
-        step serve 240 python3 benchmarks/serve.py --shared-data "$data" --big-database-url "sqlite:///$big" --requests-per-client 30 20
+        step serve 240 python3 benchmarks/serve.py --data "$data" --big-database-url "sqlite:///$big" --requests-per-client 30 20
     else
-        step serve 180 python3 benchmarks/serve.py --shared-data "$data" --skip big --requests-per-client 30 20
+        step serve 180 python3 benchmarks/serve.py --data "$data" --skip big --requests-per-client 30 20
     fi
 fi
 cp benchmarks/results/*cuda*.json "$out/" 2>/dev/null

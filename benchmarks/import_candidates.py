@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from _machine import save
+from _machine import add_data_argument, save
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -80,9 +80,9 @@ class LoadSampler(threading.Thread):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", required=True)
-    parser.add_argument("--shared-data", default=str(ROOT.parent / "shared" / "data"))
+    add_data_argument(parser)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
-    parser.add_argument("--files", nargs="+", default=FILES, help="paths under --shared-data")
+    parser.add_argument("--files", nargs="+", default=FILES, help="paths under --data")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds, then the import is interrupted")
     parser.add_argument("--result-suffix", default="", help="added to the result file's name (repeated runs)")
     args = parser.parse_args()
@@ -99,7 +99,7 @@ def main() -> None:
     for name in args.files:
         before = count_candidates(args.database_url)
         start = time.perf_counter()
-        command = [sys.executable, "-m", "app.cli", "candidates", "import", str(Path(args.shared_data) / name),
+        command = [sys.executable, "-m", "app.cli", "candidates", "import", str(args.data / name),
                    "--workers", str(args.workers)]  # fmt: skip
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         left = None if args.time_limit is None else max(1.0, args.time_limit - (start - total_start))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _machine import save
+from _machine import add_data_argument, save
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the project, and the tests' live-server kit
@@ -244,7 +244,7 @@ def _smiles_setup(env: dict, settings: Settings, folder: Path, spectra: list[Spe
     warm; the in-process ceiling warm (the service's own cache filled by a first pass)."""
     n_bodies = args.smiles_requests
     per_body = SPECTRA_PER_REQUEST * args.smiles_candidates
-    with gzip.open(Path(args.shared_data) / "molecules" / "moses" / "test.csv.gz", "rt") as stream:
+    with gzip.open(args.data / "molecules" / "moses" / "test.csv.gz", "rt") as stream:
         next(stream)
         pool = [line.strip() for _, line in zip(range(n_bodies * per_body), stream, strict=False)]
     bodies = []
@@ -290,7 +290,7 @@ def _smiles_setup(env: dict, settings: Settings, folder: Path, spectra: list[Spe
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="default")
-    parser.add_argument("--shared-data", default=str(ROOT.parent / "shared" / "data"))
+    add_data_argument(parser)
     parser.add_argument("--big-database-url", default=None, help="an imported lab-sized database (set-up 'big')")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--requests-per-client", type=int, nargs="+", default=[30, 8])
@@ -302,7 +302,7 @@ def main() -> None:
     parser.add_argument("--result-suffix", default="", help="added to the result file's name (repeated runs)")
     args = parser.parse_args()
     load_start = os.getloadavg()
-    spectra = _massbank(Path(args.shared_data), 200)
+    spectra = _massbank(args.data, 200)
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -315,7 +315,7 @@ def main() -> None:
         # the server recompute every fingerprint from SMILES when it starts)
         spec = served_fingerprint_spec(Settings(database_url=url, model=args.model, data_dir=folder))
         with database.session() as session:
-            report = import_candidates(session, Path(args.shared_data) / "massbank" / "massbank-pos-ms2.mgf.gz",
+            report = import_candidates(session, args.data / "massbank" / "massbank-pos-ms2.mgf.gz",
                                        spec=spec, workers=os.cpu_count() or 1)  # fmt: skip
         database.dispose()
         print(f"MassBank structures: {report.added} in {time.perf_counter() - t0:.0f} s", flush=True)
