@@ -54,7 +54,9 @@ def machine() -> dict[str, Any]:
 def add_data_argument(parser: argparse.ArgumentParser) -> None:
     """``--data``: the shared data folder (``MSVAE_SHARED_DATA``, else ``../shared/data`` beside the repository)."""
     default = os.environ.get("MSVAE_SHARED_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    parser.add_argument("--data", type=Path, default=Path(default), help="the shared data folder (mnist/, massbank/, molecules/)")
+    parser.add_argument(
+        "--data", type=Path, default=Path(default), help="the shared data folder (mnist/, massbank/, molecules/)"
+    )
 
 
 def kernel_timing_args(description: str) -> argparse.Namespace:
