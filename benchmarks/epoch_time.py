@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._machine import save  # noqa: E402
+from benchmarks._machine import add_data_argument, save  # noqa: E402
 from models import build_model  # noqa: E402
 from models.networks import experiment_defaults  # noqa: E402
 from training.data.mnist import evaluation_sets, load_mnist, split_rows  # noqa: E402
@@ -56,7 +56,7 @@ def full_steps(model_name: str, experiment: str, n_parts: int, supervision: floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    add_data_argument(parser)
     parser.add_argument("--n", type=int, default=2000, help="training images timed per setting")
     parser.add_argument("--models", nargs="+", default=["svae", "vaevae", "vaevae-star", "mmvae"])
     parser.add_argument("--experiments", nargs="+", default=["mnist-split", "mnist-split-3"])

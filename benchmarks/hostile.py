@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from _machine import save
+from _machine import add_data_argument, save
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the project, and the tests' live-server kit
@@ -179,9 +179,9 @@ def main() -> None:
     parser.add_argument("--heavy", type=int, default=3, help="concurrent heavy requests")
     parser.add_argument("--slow-connections", type=int, default=90)
     parser.add_argument("--compare-with", default=None, help="a checkout whose server ranks the normal request too")
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    add_data_argument(parser)
     args = parser.parse_args()
-    shared = Path(args.data)
+    shared = args.data
     sample = _massbank_mgf(shared, 2000)
     spectra = [s for s in read_spectra(io.BytesIO(sample)) if isinstance(s, Spectrum)]
     pool = sorted({s.smiles for s in spectra if s.smiles})

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _machine import save
+from _machine import add_data_argument, save
 
 from models.spectra_model import DEFAULT_MODEL_DIR, SpectraModel
 from training.spectra.data import load_spectra_data
@@ -26,7 +26,7 @@ KEYS = ("nearest256_top1_rate", "nearest256_top10_rate", "nearest256_top20_rate"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
-    parser.add_argument("--data", default="../shared/data", help="folder holding massbank/")
+    add_data_argument(parser)
     parser.add_argument("--samples", type=int, nargs="+", default=[8, 32], help="posterior samples to average")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()

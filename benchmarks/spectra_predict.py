@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _machine import best_of, save
+from _machine import add_data_argument, best_of, save
 
 from app.annotation import CandidateSet, annotate
 from models.featurize import fingerprint_bits, pack_bits, read_spectra
@@ -31,14 +31,14 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=256, help="candidates per spectrum")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    add_data_argument(parser)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--request-spectra", type=int, default=10, help="spectra per request")
     parser.add_argument("--result-suffix", default="", help="added to the result file's name")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    path = Path(args.data) / "massbank" / "massbank-pos-ms2.mgf.gz"
+    path = args.data / "massbank" / "massbank-pos-ms2.mgf.gz"
     spectra = [s for s in itertools.islice(read_spectra(path), args.n) if not isinstance(s, Exception)]
     model = SpectraModel.load(DEFAULT_MODEL_DIR, device=args.device)
     smiles = sorted({s.smiles for s in spectra if s.smiles})
