@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,8 +20,6 @@ from _machine import add_data_argument, best_of, save
 from app.annotation import CandidateSet, annotate
 from models.featurize import fingerprint_bits, pack_bits, read_spectra
 from models.spectra_model import DEFAULT_MODEL_DIR, SpectraModel, featurize_each
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
