@@ -11,9 +11,10 @@ multiplications, in three steps:
 2. Winograd's minimal filtering F(m, 2) along each axis (Lavin & Gray 2016; Toom-Cook with the points
    0, 1, -1, 2, -2, 1/2, -1/2 and infinity, :func:`toom_cook`): m outputs of a 2-tap correlation from m + 1
    products, ``y = A^T [(G g) * (B^T d)]``. Where each output axis has at most 7 positions, one tile covers the
-   whole output, so no tiles overlap: the input is transformed once (``B^T d B`` over rows and columns), the
-   weight once (``G g G^T``), then (oh + 1)(ow + 1) matrix products [batch x 4C] x [4C x O] replace the
-   oh * ow * 4 of the direct convolution (3 x 7: 32 against 84), and the output transform ``A^T M A`` adds them up.
+   whole output, so no tiles overlap: the input is transformed once (``B^T d B`` over rows and columns, as one
+   product with the Kronecker matrix of both axes' transforms, [32 x 32] for 3 x 7), the weight once
+   (``G g G^T``), then (oh + 1)(ow + 1) matrix products [batch x 4C] x [4C x O] replace the oh * ow * 4 of the
+   direct convolution (3 x 7: 32 against 84), and the output transform ``A^T M A`` adds them up.
 3. The backward pass is the transpose of each step: products with the transposed matrices, and the same
    products of the saved transformed input and weight for the two gradients, so it needs 2.6x fewer
    multiply-adds too.
@@ -21,6 +22,11 @@ multiplications, in three steps:
 The transforms are exact in real arithmetic; in fp32 the largest interpolation point (2 and its powers up to
 2^6 in the output transform of F(7, 2)) costs about one more decimal digit than the direct sum: relative errors
 of ~3e-6 against ~1e-6 for the library, at MNIST-Split's shapes (``tests/test_winograd_conv.py``).
+
+The input transform is one copy into the space-to-depth layout (one strided copy per phase) and that one product:
+on an Intel Xeon core, where memory passes cost most, it took 33.3 against 38.6 ms forward + backward at batch 200
+(and saved 17-20 ms a VAEVAE step) against the row transform written as ~14 strided sums of slices and the column
+transform as a product of its own (``benchmarks/README.md``).
 
 Its many large temporaries make it sensitive to the C library's allocator handing memory back to the system
 between steps: the trainer keeps freed memory (:func:`training.cpu_heap.keep_freed_memory`).
@@ -71,23 +77,22 @@ def toom_cook(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @lru_cache
-def _transforms(oh: int, ow: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For an oh x ow output: the row input transform B_r^T (numbers, applied slice by slice), the column input
-    transform B_c^T, the weight transform over (column point, row point) x (column tap, row tap), and the output
-    transform over (row, column) x (column point, row point), the last three as fp32 tensors."""
+def _transforms(oh: int, ow: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For an oh x ow output, as fp32 tensors: the input transform ``B_c^T (x) B_r^T`` over (column point, row
+    point) x (column, row) of the space-to-depth input, the weight transform over (column point, row point) x
+    (column tap, row tap), and the output transform over (row, column) x (column point, row point)."""
     (a_r, g_r, b_r), (a_c, g_c, b_c) = toom_cook(oh), toom_cook(ow)
-    # Each row of B_r^T scaled so that its first nonzero is 1, and the same row of G_r by the inverse (the
-    # elementwise product is unchanged): for F(3, 2) and F(2, 2) every entry becomes +-1, so the slice-by-slice
-    # row transform is copies, additions and subtractions, no multiplications.
-    first = b_r[np.arange(oh + 1), (b_r != 0).argmax(axis=1)]
-    b_r, g_r = b_r / first[:, None], g_r * first[:, None]
-    weight = np.kron(g_c, g_r)
     out = np.kron(a_r, a_c).reshape(oh * ow, oh + 1, ow + 1).transpose(0, 2, 1).reshape(oh * ow, -1)
     as_tensor = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    return b_r, as_tensor(b_c), as_tensor(weight), as_tensor(out)
+    return as_tensor(np.kron(b_c, b_r)), as_tensor(np.kron(g_c, g_r)), as_tensor(out)
 
 
-def _phases(size: int, padding: int, out: int) -> list[tuple[int, int, int]]:
+#: Along one axis of one phase: (first space-to-depth index that reads the input, how many do, the input index of
+#: the first).
+Span = tuple[int, int, int]
+
+
+def _phases(size: int, padding: int, out: int) -> list[Span]:
     """Along one axis, per phase p = 0, 1 of the padded input: (first space-to-depth index that reads the input, how
     many do, the input index of the first); the others read zero padding."""
     spans = []
@@ -103,6 +108,11 @@ def applies(kernel: tuple[int, int], stride: tuple[int, int], out: tuple[int, in
     return kernel == (4, 4) and stride == (2, 2) and all(1 <= o <= MAX_TILE for o in out)
 
 
+def _phase_spans(rows: list[Span], columns: list[Span]) -> list[tuple[int, int, Span, Span]]:
+    """(p, q, row span, column span) of the four phases (p, q) of the padded input, from :func:`_phases`."""
+    return [(p, q, rows[p], columns[q]) for p in range(2) for q in range(2)]
+
+
 class _WinogradConv(torch.autograd.Function):
     """``F.conv2d(x, weight, None, 2, padding)`` for a 4 x 4 kernel and outputs of at most 7 x 7 (module doc);
     the output is laid out (row, column, batch, channel), as the output transform's product gives it: the copy to
@@ -113,84 +123,58 @@ class _WinogradConv(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
         batch, cin, h, w = x.shape
         cout = weight.shape[0]
-        (ph, pw), oh, ow = padding, (h + 2 * padding[0] - 4) // 2 + 1, (w + 2 * padding[1] - 4) // 2 + 1
-        b_r, b_c, g, a = _transforms(oh, ow)
-        # rows: transformed input[c, u, b, p, q, ch] = sum_r B_r^T[u, r] x[b, 2r + p - ph, 2c + q - pw, ch],
-        # written slice by slice (B_r^T is sparse) while the phases are gathered
-        rows = x.new_empty(ow + 1, oh + 1, batch, 2, 2, cin)
+        oh, ow = (h + 2 * padding[0] - 4) // 2 + 1, (w + 2 * padding[1] - 4) // 2 + 1
+        b, g, a = _transforms(oh, ow)
+        # space to depth: s2d[c, r, b, p, q, ch] = x[b, 2r + p - ph, 2c + q - pw, ch], zero in the padding; one
+        # strided copy per phase
+        s2d = x.new_empty(ow + 1, oh + 1, batch, 2, 2, cin)
         xc = x.permute(0, 2, 3, 1)
-        for q, (c0, nc, ic) in enumerate(_phases(w, pw, ow)):
-            rows[:c0, :, :, :, q] = 0
-            rows[c0 + nc :, :, :, :, q] = 0
-            columns = xc[:, :, ic : ic + 2 * nc - 1 : 2].permute(2, 0, 1, 3)  # (c, b, input row, ch)
-            for p in range(2):
-                for u in range(oh + 1):
-                    terms = [(b_r[u, r], 2 * r + p - ph) for r in range(oh + 1)]
-                    _combine(
-                        rows[c0 : c0 + nc, u, :, p, q], [(k, columns[:, :, i]) for k, i in terms if k and 0 <= i < h]
-                    )
+        spans = _phase_spans(_phases(h, padding[0], oh), _phases(w, padding[1], ow))
+        for p, q, (r0, nr, ir), (c0, nc, ic) in spans:
+            phase = s2d[:, :, :, p, q]
+            for padded in (phase[:c0], phase[c0 + nc :], phase[c0 : c0 + nc, :r0], phase[c0 : c0 + nc, r0 + nr :]):
+                if padded.numel():
+                    padded.zero_()
+            inside = xc[:, ir : ir + 2 * nr - 1 : 2, ic : ic + 2 * nc - 1 : 2].permute(2, 1, 0, 3)
+            phase[c0 : c0 + nc, r0 : r0 + nr].copy_(inside)
+        # both axes' input transforms in one product; the tile index is (column point, row point)
         tiles = (oh + 1) * (ow + 1)
-        # columns: one product over the column points; the tile index is (column point, row point)
-        x_t = torch.mm(b_c, rows.view(ow + 1, -1)).view(tiles, batch, 4 * cin)
+        x_t = torch.mm(b, s2d.view(tiles, -1)).view(tiles, batch, 4 * cin)
         # weight[o, ch, 2a + p, 2b + q] -> (b, a) x (p, q, ch, o), through one plain transpose (a direct
         # six-axis permutation took 4-7x longer)
         taps = weight.reshape(cout, -1).t().contiguous().view(cin, 2, 2, 2, 2, cout).permute(3, 1, 2, 4, 0, 5)
         w_t = torch.mm(g, taps.reshape(4, -1)).view(tiles, 4 * cin, cout)
         y = torch.mm(a, torch.bmm(x_t, w_t).view(tiles, -1)).view(oh, ow, batch, cout)
         ctx.save_for_backward(x_t, w_t)
-        ctx.meta = (x.shape, weight.shape, (ph, pw), (oh, ow))
+        ctx.meta = (x.shape, weight.shape, padding, (oh, ow))
         return y.permute(2, 3, 0, 1)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_t, w_t = ctx.saved_tensors
-        (batch, cin, h, w), wshape, (ph, pw), (oh, ow) = ctx.meta
+        (batch, cin, h, w), wshape, padding, (oh, ow) = ctx.meta
         cout, tiles = wshape[0], (oh + 1) * (ow + 1)
-        b_r, b_c, g, a = _transforms(oh, ow)
+        b, g, a = _transforms(oh, ow)
         grad_m = torch.mm(a.t(), grad.permute(2, 3, 0, 1).reshape(oh * ow, -1)).view(tiles, batch, cout)
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_x_t = torch.bmm(grad_m, w_t.transpose(1, 2))
-            grad_rows = torch.mm(b_c.t(), grad_x_t.view(ow + 1, -1)).view(ow + 1, oh + 1, batch, 2, 2, cin)
-            # an input pixel that some output reads is one (phase, space-to-depth index): its gradient is one sum
-            # over the row points; the last row or column of an input that the stride leaves unread gets zeros
-            phases = _phases(w, pw, ow)
-            read_rows = min(h, 2 * oh + 2 - ph)
-            complete = read_rows == h and sum(nc for _, nc, _ in phases) == w
+            grad_s2d = torch.mm(b.t(), grad_x_t.view(tiles, -1)).view(ow + 1, oh + 1, batch, 2, 2, cin)
+            # every input pixel that some output reads is one (phase, space-to-depth index); the last row or
+            # column of an input that the stride leaves unread gets zeros
+            rows, columns = _phases(h, padding[0], oh), _phases(w, padding[1], ow)
+            complete = sum(n for _, n, _ in rows) == h and sum(n for _, n, _ in columns) == w
             grad_x = grad.new_empty(batch, h, w, cin) if complete else grad.new_zeros(batch, h, w, cin)
-            for q, (c0, nc, ic) in enumerate(phases):
-                columns = grad_x[:, :, ic : ic + 2 * nc - 1 : 2]
-                for i in range(read_rows):
-                    p, r = (i + ph) % 2, (i + ph) // 2
-                    terms = [(b_r[u, r], grad_rows[c0 : c0 + nc, u, :, p, q]) for u in range(oh + 1)]
-                    _combine(columns[:, i].permute(1, 0, 2), [(k, t) for k, t in terms if k])
+            for p, q, (r0, nr, ir), (c0, nc, ic) in _phase_spans(rows, columns):
+                inside = grad_s2d[c0 : c0 + nc, r0 : r0 + nr, :, p, q].permute(2, 1, 0, 3)
+                grad_x[:, ir : ir + 2 * nr - 1 : 2, ic : ic + 2 * nc - 1 : 2] = inside
             grad_x = grad_x.permute(0, 3, 1, 2)
         if ctx.needs_input_grad[1]:
             grad_w_t = torch.bmm(x_t.transpose(1, 2), grad_m)
             grad_taps = torch.mm(g.t(), grad_w_t.view(tiles, -1)).view(2, 2, 2, 2, cin, cout)  # (b, a, p, q, ch, o)
             grad_w = grad_taps.permute(4, 1, 2, 0, 3, 5).reshape(cin * 16, cout).t().reshape(wshape)
         return grad_x, grad_w, None
-
-
-def _combine(out: torch.Tensor, terms: list[tuple[float, torch.Tensor]]) -> None:
-    """``out = sum(k * t for k, t in terms)`` in place (zero when there are none), in as few passes as it can: a
-    term of weight 1 first, where there is one, so that the sum starts with a copy or a two-term addition (the
-    inputs are strided slices: a multiplication costs more)."""
-    if not terms:
-        out.zero_()
-        return
-    terms = sorted(terms, key=lambda term: term[0] != 1)
-    (k, t), rest = terms[0], terms[1:]
-    if k == 1 and rest:
-        (k2, t2), rest = rest[0], rest[1:]
-        torch.add(t, t2, alpha=float(k2), out=out)
-    elif k == 1:
-        out.copy_(t)
-    else:
-        torch.mul(t, float(k), out=out)
-    for k, t in rest:
-        out.add_(t, alpha=float(k))
 
 
 def winograd_conv2d(x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
