@@ -25,7 +25,7 @@ of ~3e-6 against ~1e-6 for the library, at MNIST-Split's shapes (``tests/test_wi
 
 The input transform is one copy into the space-to-depth layout (one strided copy per phase) and that one product:
 on an Intel Xeon core, where memory passes cost most, it took 33.3 against 38.6 ms forward + backward at batch 200
-(and saved 17-20 ms a VAEVAE step) against the row transform written as ~14 strided sums of slices and the column
+(and saved 16-19 ms a VAEVAE step) against the row transform written as ~14 strided sums of slices and the column
 transform as a product of its own (``benchmarks/README.md``).
 
 Its many large temporaries make it sensitive to the C library's allocator handing memory back to the system
