@@ -124,7 +124,7 @@ class _WinogradConv(torch.autograd.Function):
         batch, cin, h, w = x.shape
         cout = weight.shape[0]
         oh, ow = (h + 2 * padding[0] - 4) // 2 + 1, (w + 2 * padding[1] - 4) // 2 + 1
-        b, g, a = _transforms(oh, ow)
+        bt, g, a = _transforms(oh, ow)
         # space to depth: s2d[c, r, b, p, q, ch] = x[b, 2r + p - ph, 2c + q - pw, ch], zero in the padding; one
         # strided copy per phase
         s2d = x.new_empty(ow + 1, oh + 1, batch, 2, 2, cin)
@@ -139,7 +139,7 @@ class _WinogradConv(torch.autograd.Function):
             phase[c0 : c0 + nc, r0 : r0 + nr].copy_(inside)
         # both axes' input transforms in one product; the tile index is (column point, row point)
         tiles = (oh + 1) * (ow + 1)
-        x_t = torch.mm(b, s2d.view(tiles, -1)).view(tiles, batch, 4 * cin)
+        x_t = torch.mm(bt, s2d.view(tiles, -1)).view(tiles, batch, 4 * cin)
         # weight[o, ch, 2a + p, 2b + q] -> (b, a) x (p, q, ch, o), through one plain transpose (a direct
         # six-axis permutation took 4-7x longer)
         taps = weight.reshape(cout, -1).t().contiguous().view(cin, 2, 2, 2, 2, cout).permute(3, 1, 2, 4, 0, 5)
@@ -155,12 +155,12 @@ class _WinogradConv(torch.autograd.Function):
         x_t, w_t = ctx.saved_tensors
         (batch, cin, h, w), wshape, padding, (oh, ow) = ctx.meta
         cout, tiles = wshape[0], (oh + 1) * (ow + 1)
-        b, g, a = _transforms(oh, ow)
+        bt, g, a = _transforms(oh, ow)
         grad_m = torch.mm(a.t(), grad.permute(2, 3, 0, 1).reshape(oh * ow, -1)).view(tiles, batch, cout)
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_x_t = torch.bmm(grad_m, w_t.transpose(1, 2))
-            grad_s2d = torch.mm(b.t(), grad_x_t.view(tiles, -1)).view(ow + 1, oh + 1, batch, 2, 2, cin)
+            grad_s2d = torch.mm(bt.t(), grad_x_t.view(tiles, -1)).view(ow + 1, oh + 1, batch, 2, 2, cin)
             # every input pixel that some output reads is one (phase, space-to-depth index); the last row or
             # column of an input that the stride leaves unread gets zeros
             rows, columns = _phases(h, padding[0], oh), _phases(w, padding[1], ow)
