@@ -129,8 +129,8 @@ class _WinogradConv(torch.autograd.Function):
         # strided copy per phase
         s2d = x.new_empty(ow + 1, oh + 1, batch, 2, 2, cin)
         xc = x.permute(0, 2, 3, 1)
-        spans = _phase_spans(_phases(h, padding[0], oh), _phases(w, padding[1], ow))
-        for p, q, (r0, nr, ir), (c0, nc, ic) in spans:
+        rows, columns = _phases(h, padding[0], oh), _phases(w, padding[1], ow)
+        for p, q, (r0, nr, ir), (c0, nc, ic) in _phase_spans(rows, columns):
             phase = s2d[:, :, :, p, q]
             for padded in (phase[:c0], phase[c0 + nc :], phase[c0 : c0 + nc, :r0], phase[c0 : c0 + nc, r0 + nr :]):
                 if padded.numel():
@@ -146,14 +146,14 @@ class _WinogradConv(torch.autograd.Function):
         w_t = torch.mm(g, taps.reshape(4, -1)).view(tiles, 4 * cin, cout)
         y = torch.mm(a, torch.bmm(x_t, w_t).view(tiles, -1)).view(oh, ow, batch, cout)
         ctx.save_for_backward(x_t, w_t)
-        ctx.meta = (x.shape, weight.shape, padding, (oh, ow))
+        ctx.meta = (x.shape, weight.shape, (rows, columns), (oh, ow))
         return y.permute(2, 3, 0, 1)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_t, w_t = ctx.saved_tensors
-        (batch, cin, h, w), wshape, padding, (oh, ow) = ctx.meta
+        (batch, cin, h, w), wshape, (rows, columns), (oh, ow) = ctx.meta
         cout, tiles = wshape[0], (oh + 1) * (ow + 1)
         bt, g, a = _transforms(oh, ow)
         grad_m = torch.mm(a.t(), grad.permute(2, 3, 0, 1).reshape(oh * ow, -1)).view(tiles, batch, cout)
@@ -163,7 +163,6 @@ class _WinogradConv(torch.autograd.Function):
             grad_s2d = torch.mm(bt.t(), grad_x_t.view(tiles, -1)).view(ow + 1, oh + 1, batch, 2, 2, cin)
             # every input pixel that some output reads is one (phase, space-to-depth index); the last row or
             # column of an input that the stride leaves unread gets zeros
-            rows, columns = _phases(h, padding[0], oh), _phases(w, padding[1], ow)
             complete = sum(n for _, n, _ in rows) == h and sum(n for _, n, _ in columns) == w
             grad_x = grad.new_empty(batch, h, w, cin) if complete else grad.new_zeros(batch, h, w, cin)
             for p, q, (r0, nr, ir), (c0, nc, ic) in _phase_spans(rows, columns):
